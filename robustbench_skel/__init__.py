@@ -1,0 +1,13 @@
+"""robustbench_skel: how robust are skeleton-based action recognizers against adversarial attacks?
+
+Data flow: a dataset yields clips ``(N, 3, T, V, M)`` in metres; a victim (its own preprocessing
+inside ``forward``) maps them to logits; an attack, handed only what its threat model allows,
+returns perturbed clips; the evaluator re-classifies them and writes one JSON record per run; the
+leaderboard is built from records alone.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from . import _checkout  # noqa: F401  (lets a source checkout import its plugin folders)
