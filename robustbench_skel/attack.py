@@ -1,0 +1,221 @@
+"""The attack contract and the shared loop of iterative gradient attacks.
+
+An attack is a class registered by name (``@ATTACKS.register("pgd")``) that declares its threat
+model, its norm and its budget in metres. ``Attack.__call__`` owns what every attack needs and none
+should re-implement: device placement, a seeded random generator, the validity mask (absent joints
+never move), the final projection into the budget and the record of hyperparameters. A plugin
+implements :meth:`Attack.run`; a gradient attack usually only implements
+:meth:`IterativeGradientAttack.update` and inherits per-sample early stopping with batch compaction
+(samples that have succeeded leave the batch, so the cost of an attack falls as its success rises).
+
+The attack never reports its own success: the evaluator re-classifies what it returns.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .budget import NORMS, normalize_step, project, random_in_ball, valid_mask
+from .errors import UserError
+from .hparams import constructor_arguments
+
+__all__ = ["ThreatModel", "Attack", "IterativeGradientAttack", "margin_loss", "is_adversarial"]
+
+
+class ThreatModel(str, enum.Enum):
+    """What an attack is handed: the victim, surrogates only, unlabeled clips only, or a label oracle."""
+
+    WHITE_BOX = "white-box"
+    TRANSFER = "transfer"
+    NO_BOX = "no-box"
+    DECISION_BASED = "decision-based"
+
+
+def is_adversarial(logits: torch.Tensor, labels: torch.Tensor, targets: torch.Tensor | None) -> torch.Tensor:
+    """Untargeted: the prediction is not the true class. Targeted: the prediction is the target."""
+    pred = logits.argmax(dim=1)
+    return pred.eq(targets) if targets is not None else pred.ne(labels)
+
+
+def margin_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Best other logit minus the labelled logit (positive once misclassified), per sample."""
+    true = logits.gather(1, labels[:, None]).squeeze(1)
+    other = logits.masked_fill(F.one_hot(labels, logits.shape[1]).bool(), float("-inf")).amax(dim=1)
+    return other - true
+
+
+class Attack:
+    """Base class of every attack.
+
+    Subclasses set the class attributes and implement :meth:`run`. Every ``__init__`` parameter must
+    be stored on ``self`` under its own name: :meth:`hyperparameters` reads them back for the record.
+    """
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    threat_model: ClassVar[ThreatModel] = ThreatModel.WHITE_BOX
+    norm: ClassVar[str] = "linf"  # "linf" or "l2": the budget the base class enforces
+    supports_targeted: ClassVar[bool] = True
+
+    def __init__(self, eps: float = 0.01, targeted: bool = False, seed: int = 0) -> None:
+        if not (isinstance(eps, (int, float)) and eps > 0 and not math.isnan(eps)):
+            raise UserError(f"--eps must be a positive number of metres, got {eps!r}")
+        if targeted and not self.supports_targeted:
+            raise UserError(f"attack {self.name!r} has no targeted mode; drop --targeted")
+        if self.norm not in NORMS:
+            raise ValueError(f"attack {self.name!r} declares unknown norm {self.norm!r}")
+        self.eps = float(eps)
+        self.targeted = bool(targeted)
+        self.seed = int(seed)
+        # Per-sample gradient steps taken in the last call (None for attacks that do not count them).
+        self.last_iterations: torch.Tensor | None = None
+
+    # --- what plugins implement -------------------------------------------------------------
+    def run(
+        self,
+        model: nn.Module,
+        x: torch.Tensor,
+        labels: torch.Tensor,
+        targets: torch.Tensor | None,
+        mask: torch.Tensor,
+        generator: torch.Generator,
+    ) -> torch.Tensor:
+        """Return adversarial clips for the batch ``x``. ``mask`` marks the perturbable person-frames."""
+        raise NotImplementedError
+
+    # --- the contract ------------------------------------------------------------------------
+    def hyperparameters(self) -> dict[str, Any]:
+        """Every constructor argument with its value, for the run record."""
+        return constructor_arguments(self)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "threat_model": self.threat_model.value,
+            "norm": self.norm,
+            "eps": self.eps,
+            "targeted": self.targeted,
+            "hyperparameters": self.hyperparameters(),
+        }
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.hyperparameters().items())
+        return f"{type(self).__name__}({args})"
+
+    def __call__(
+        self,
+        model: nn.Module,
+        x: torch.Tensor,
+        labels: torch.Tensor,
+        targets: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """Attack one batch; returns clips within the budget, on ``x``'s device, detached."""
+        if self.targeted and targets is None:
+            raise ValueError(f"{self.name}: a targeted attack needs targets")
+        if not self.targeted:
+            targets = None
+        device = next((p.device for p in model.parameters()), x.device) if isinstance(model, nn.Module) else x.device
+        x_dev = x.detach().to(device)
+        labels = labels.to(device)
+        targets = targets.to(device) if targets is not None else None
+        if generator is None:
+            generator = torch.Generator(device=device).manual_seed(self.seed)
+        was_training = model.training if isinstance(model, nn.Module) else False
+        if isinstance(model, nn.Module):
+            model.eval()
+        mask = valid_mask(x_dev)
+        try:
+            with torch.enable_grad():
+                x_adv = self.run(model, x_dev, labels, targets, mask, generator)
+        finally:
+            if was_training:
+                model.train()
+        delta = project(x_adv.detach() - x_dev, mask, self.norm, self.eps)
+        return (x_dev + delta).to(x.device)
+
+
+class IterativeGradientAttack(Attack):
+    """Projected gradient ascent on a per-sample loss, with per-sample early stopping.
+
+    Each iteration costs one forward and one backward pass of the samples still unbroken; a sample
+    leaves the batch at the first iterate the victim misclassifies (or classifies as the target), and
+    that iterate is what is returned for it. Subclasses implement :meth:`update` and may override
+    :meth:`loss` and :meth:`init_delta`.
+    """
+
+    random_start: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        eps: float = 0.01,
+        steps: int = 10,
+        step_size: float | None = None,
+        targeted: bool = False,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(eps=eps, targeted=targeted, seed=seed)
+        if not (isinstance(steps, int) and steps >= 1):
+            raise UserError(f"--steps must be a positive integer, got {steps!r}")
+        if step_size is None:
+            step_size = 2.5 * self.eps / steps  # Madry et al.'s rule of thumb
+        if not (step_size > 0 and math.isfinite(step_size)):
+            raise UserError(f"--step-size must be a positive number of metres, got {step_size!r}")
+        self.steps = steps
+        self.step_size = float(step_size)
+
+    def loss(self, logits: torch.Tensor, labels: torch.Tensor, targets: torch.Tensor | None) -> torch.Tensor:
+        """Per-sample loss to ascend: cross-entropy of the label, or minus that of the target."""
+        if targets is not None:
+            return -F.cross_entropy(logits, targets, reduction="none")
+        return F.cross_entropy(logits, labels, reduction="none")
+
+    def init_delta(self, x: torch.Tensor, mask: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        if self.random_start:
+            return random_in_ball(x, mask, self.norm, self.eps, generator)
+        return torch.zeros_like(x)
+
+    def update(self, delta: torch.Tensor, grad: torch.Tensor, mask: torch.Tensor, state: dict[str, torch.Tensor]) -> torch.Tensor:
+        """One ascent step from ``delta`` given the loss gradient; the base class projects afterwards.
+
+        ``state`` holds per-sample tensors (momentum, say) that persist across iterations; the loop
+        drops the rows of samples that leave the batch.
+        """
+        return delta + self.step_size * normalize_step(grad, mask, self.norm)
+
+    def run(self, model, x, labels, targets, mask, generator):
+        n = x.shape[0]
+        x_adv = x.clone()
+        iterations = torch.zeros(n, dtype=torch.long, device=x.device)
+        active = torch.arange(n, device=x.device)
+        delta = project(self.init_delta(x, mask, generator), mask, self.norm, self.eps)
+        state: dict[str, torch.Tensor] = {}
+        for it in range(self.steps + 1):
+            x_cur = (x[active] + delta).requires_grad_(it < self.steps)
+            logits = model(x_cur)
+            tgt = targets[active] if targets is not None else None
+            done = is_adversarial(logits.detach(), labels[active], tgt)
+            if it == self.steps:
+                x_adv[active] = x_cur.detach()
+                break
+            if done.any():
+                x_adv[active[done]] = x_cur.detach()[done]
+            loss = self.loss(logits, labels[active], tgt).sum()
+            (grad,) = torch.autograd.grad(loss, x_cur)
+            if done.any():
+                keep = ~done
+                active, delta, grad = active[keep], delta[keep], grad[keep]
+                state = {k: v[keep] for k, v in state.items()}
+                if active.numel() == 0:
+                    break
+            iterations[active] += 1
+            m = mask[active]
+            delta = project(self.update(delta, grad, m, state), m, self.norm, self.eps)
+        self.last_iterations = iterations.cpu()
+        return x_adv

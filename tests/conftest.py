@@ -1,0 +1,93 @@
+"""Shared fixtures: a tiny registered victim and small clip tensors, so most tests run in milliseconds."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from robustbench_skel.layout import NTU25
+from robustbench_skel.registry import VICTIMS
+from robustbench_skel.victim import Victim
+
+MANIFESTS = Path(__file__).parent / "manifests"
+
+
+@VICTIMS.register("tiny-test-victim")
+class TinyVictim(Victim):
+    """A small linear-ish classifier on clips: enough structure for attacks to bite, fast on CPU."""
+
+    description = "test-only tiny victim"
+    layouts = ("ntu25",)
+
+    def __init__(self, num_classes: int, layout=NTU25, num_persons: int = 2) -> None:
+        super().__init__(num_classes, layout, num_persons)
+        self.conv = nn.Conv2d(3, 16, kernel_size=(5, 1), padding=(2, 0))
+        self.fc = nn.Linear(16 * layout.num_joints, num_classes)
+
+    def forward(self, x):
+        n, c, t, v, m = x.shape
+        p = x.permute(0, 4, 1, 2, 3).reshape(n * m, c, t, v)
+        p = p - p.mean(dim=(2, 3), keepdim=True)  # centring, like the preprocessing real victims own
+        h = torch.relu(self.conv(p)).mean(dim=2).flatten(1)
+        return self.fc(h).view(n, m, -1).mean(dim=1)
+
+
+def random_state_dict(manifest: dict, seed: int = 0) -> dict[str, torch.Tensor]:
+    """A state_dict with the manifest's keys, shapes and dtypes, filled with plausible random values."""
+    gen = torch.Generator().manual_seed(seed)
+    state = {}
+    for key, shape, dtype in manifest["state_dict"]:
+        if dtype == "int64":
+            state[key] = torch.zeros(shape, dtype=torch.long)
+        elif key.endswith("running_var"):
+            state[key] = torch.rand(shape, generator=gen) + 0.5
+        else:
+            state[key] = torch.randn(shape, generator=gen) * 0.05
+    return state
+
+
+def load_manifest(name: str) -> dict:
+    return json.loads((MANIFESTS / f"{name}.json").read_text())
+
+
+def make_clips(n: int = 4, t: int = 12, m: int = 2, seed: int = 0, empty_second: bool = True, pad: int = 2) -> torch.Tensor:
+    """Random skeleton-like clips in metres with zero padding at the end and an empty second person."""
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 3, t, 25, m, generator=gen) * 0.3
+    x[:, 2] += 3.0  # depth in front of the camera
+    if empty_second and m > 1:
+        x[..., 1:] = 0
+    if pad:
+        x[:, :, t - pad :] = 0
+    return x
+
+
+@pytest.fixture
+def tiny_victim() -> TinyVictim:
+    torch.manual_seed(0)
+    model = TinyVictim(num_classes=5)
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model
+
+
+@pytest.fixture
+def clips() -> torch.Tensor:
+    return make_clips()
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    """Keep the synth cache of the test session out of the user's home, shared across tests."""
+    monkeypatch.setenv("ROBUSTBENCH_SKEL_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+
+
+def write_npz(path: Path, clips: np.ndarray, labels: np.ndarray, **extra) -> Path:
+    np.savez(path, clips=clips, labels=labels, **extra)
+    return path
