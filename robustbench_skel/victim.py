@@ -1,0 +1,147 @@
+"""The victim contract: an ``nn.Module`` from raw clips in metres to logits.
+
+A victim owns the test-time preprocessing of its official pipeline inside ``forward`` (centring,
+view alignment, frame resampling, bone or motion streams), written in differentiable torch, so that
+every attack perturbs the same physical quantity (joint positions in metres) and its gradient flows
+through the preprocessing. Subclasses keep the official module names so the published checkpoints
+load with ``strict=True``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from .checkpoint import StateDict, load_state_dict_strict, read_state_dict, sha256_file
+from .errors import UserError
+from .layout import SkeletonLayout
+from .registry import VICTIMS
+
+__all__ = ["Victim", "LoadedVictim", "create_victim", "load_victim", "model_card", "pretrained_weights_path"]
+
+
+class Victim(nn.Module):
+    """Base class of every victim recognizer.
+
+    Input ``(N, 3, T, V, M)`` float in metres; output logits ``(N, num_classes)``.
+    Subclasses set ``name``, ``description`` and ``layouts`` and implement ``forward``.
+    """
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    layouts: ClassVar[tuple[str, ...]] = ("ntu25",)
+
+    def __init__(self, num_classes: int, layout: SkeletonLayout, num_persons: int = 2) -> None:
+        super().__init__()
+        if layout.name not in self.layouts:
+            raise UserError(
+                f"victim {self.name!r} supports the layouts {', '.join(self.layouts)}, not {layout.name!r}"
+            )
+        self.num_classes = num_classes
+        self.layout = layout
+        self.num_persons = num_persons
+        # Absent persons (all-zero slots, as in NTU single-actor clips) give the same features for every
+        # clip; in eval mode they are computed once per batch. Outputs are unchanged; the input gradient
+        # of an empty slot is zero, which is fine because attacks never perturb empty slots.
+        self.skip_empty_persons = True
+
+    def remap_checkpoint_keys(self, state: StateDict) -> StateDict:
+        """Rename keys of a foreign checkpoint format to this module's names (default: unchanged)."""
+        return state
+
+    def map_persons(self, fn: Callable[[torch.Tensor], torch.Tensor], persons: torch.Tensor) -> torch.Tensor:
+        """Apply a per-person network ``fn`` to ``(N*M, ...)`` person clips, evaluating empty ones once."""
+        if self.training or not self.skip_empty_persons or persons.shape[0] < 2:
+            return fn(persons)
+        empty = ~persons.detach().flatten(1).ne(0).any(dim=1)
+        n_empty = int(empty.sum())
+        if n_empty < 2:
+            return fn(persons)
+        full_idx = (~empty).nonzero().squeeze(1)
+        first_empty = empty.nonzero()[0]
+        out = fn(torch.cat([persons[full_idx], persons[first_empty]]))
+        gather = torch.full((persons.shape[0],), full_idx.numel(), dtype=torch.long, device=persons.device)
+        gather[full_idx] = torch.arange(full_idx.numel(), device=persons.device)
+        return out[gather]
+
+
+def create_victim(name: str, num_classes: int, layout: SkeletonLayout, **kwargs: Any) -> Victim:
+    cls = VICTIMS.get(name)
+    return cls(num_classes=num_classes, layout=layout, **kwargs)
+
+
+def model_card(name: str) -> dict:
+    """The JSON card shipped beside the victim's module (``victims/<name>.json``), or ``{}``."""
+    path = resources.files("robustbench_skel.victims").joinpath(f"{name}.json")
+    if not path.is_file():
+        return {}
+    return json.loads(path.read_text())
+
+
+def pretrained_weights_path(name: str, dataset: str) -> tuple[Path, dict]:
+    """Path and card entry of the shipped weights of ``name`` trained on ``dataset``."""
+    entry = model_card(name).get("pretrained", {}).get(dataset)
+    if not entry:
+        raise UserError(
+            f"no pretrained {name} weights ship for dataset {dataset!r}; "
+            f"pass --checkpoint PATH or train them with: python -m robustbench_skel train --victim {name} --dataset {dataset}"
+        )
+    path = Path(str(resources.files("robustbench_skel.victims").joinpath("weights", entry["file"])))
+    if not path.is_file():
+        raise UserError(f"the shipped weights file {entry['file']} is missing from the installation; reinstall the package")
+    return path, entry
+
+
+@dataclass
+class LoadedVictim:
+    """A victim ready for evaluation, with where its weights came from."""
+
+    model: Victim
+    name: str
+    checkpoint: str
+    checkpoint_sha256: str
+    pretrained_on: str | None
+    num_parameters: int
+
+
+def load_victim(
+    name: str,
+    num_classes: int,
+    layout: SkeletonLayout,
+    dataset: str,
+    checkpoint: str | Path | None = None,
+    device: torch.device | str = "cpu",
+) -> LoadedVictim:
+    """Build ``name`` and load either the user's checkpoint or the shipped weights for ``dataset``."""
+    model = create_victim(name, num_classes, layout)
+    pretrained_on = None
+    if checkpoint is None:
+        path, entry = pretrained_weights_path(name, dataset)
+        if sha256_file(path) != entry["sha256"]:
+            raise UserError(f"the shipped weights {path.name} do not match their sha256 in the model card; reinstall the package")
+        pretrained_on = dataset
+        label = f"{name}:{dataset}"
+    else:
+        path = Path(checkpoint)
+        label = str(path)
+    state = read_state_dict(path)
+    state = model.remap_checkpoint_keys(state)
+    load_state_dict_strict(model, state, source=f"checkpoint {label}")
+    model.eval().to(device)
+    for p in model.parameters():  # attacks need input gradients only
+        p.requires_grad_(False)
+    return LoadedVictim(
+        model=model,
+        name=name,
+        checkpoint=label,
+        checkpoint_sha256=sha256_file(path),
+        pretrained_on=pretrained_on,
+        num_parameters=sum(p.numel() for p in model.parameters()),
+    )
