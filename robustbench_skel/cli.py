@@ -1,0 +1,158 @@
+"""Command line: ``python -m robustbench_skel {run,train,list,leaderboard}``.
+
+Bad input ends with one line ``error: ...`` on stderr and exit status 2; Ctrl-C ends with status 130
+and leaves no partial record.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from .errors import UserError
+
+__all__ = ["main", "build_parser"]
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one line rather than the usage block."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UserError(f"{message} (see `python -m robustbench_skel {self.prog.split()[-1]} --help`)")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number of at least 1, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive finite number, got {text!r}")
+    return value
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--victim", default="stgcn", help="victim recognizer (see `list`); default stgcn")
+    p.add_argument("--dataset", default=None, help="dataset name (see `list`); default synth, or npz with --data-path")
+    p.add_argument("--data-path", default=None, help="your data file or folder")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, or cuda[:N]")
+    p.add_argument("--seed", type=int, default=0, help="seed of every random choice (default 0)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="robustbench_skel", description="Adversarial robustness benchmark for skeleton action recognition.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    run = sub.add_parser("run", help="attack a victim and write a run record")
+    _add_common(run)
+    run.add_argument("--attack", default="pgd", help="attack name (see `list`); default pgd")
+    run.add_argument("--checkpoint", default=None, help="your weights (state_dict, {'state_dict': ...}, module. prefixes)")
+    run.add_argument("--defense", default=None, help="defense name (see `list`)")
+    run.add_argument("--split", default=None, help="dataset split (default test)")
+    run.add_argument("--eps", type=_positive_float, default=None, help="budget in metres (default: the attack's, 0.01)")
+    run.add_argument("--steps", type=_positive_int, default=None, help="iterations (default: the attack's)")
+    run.add_argument("--step-size", type=_positive_float, default=None, help="step in metres (default 2.5*eps/steps)")
+    run.add_argument("--targeted", action="store_true", help="aim at a random class other than the true one (seeded)")
+    run.add_argument("--n-samples", type=_positive_int, default=64, help="test samples to evaluate (default 64)")
+    run.add_argument("--batch-size", type=_positive_int, default=32, help="clips per batch (default 32)")
+    run.add_argument("--results-dir", default="results", help="where records go (default results/)")
+
+    train = sub.add_parser("train", help="train a victim on a dataset's train split")
+    _add_common(train)
+    train.add_argument("--epochs", type=_positive_int, default=30)
+    train.add_argument("--batch-size", type=_positive_int, default=32)
+    train.add_argument("--lr", type=_positive_float, default=0.05)
+    train.add_argument("--out", default=None, help="output .pt (default: the user cache)")
+    train.add_argument("--half", action="store_true", help="store float16 weights (half the size)")
+
+    sub.add_parser("list", help="list victims, attacks, defenses and datasets")
+
+    board = sub.add_parser("leaderboard", help="build results/leaderboard.{md,csv} from the run records")
+    board.add_argument("--results-dir", default="results")
+    return parser
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from .record import validate_record  # noqa: F401  (imported early so a broken install fails here)
+    from .report import format_run_summary
+    from .runner import RunConfig, run_benchmark
+
+    dataset = args.dataset or ("npz" if args.data_path else "synth")
+    config = RunConfig(
+        victim=args.victim, attack=args.attack, dataset=dataset, data_path=args.data_path, split=args.split,
+        checkpoint=args.checkpoint, defense=args.defense, eps=args.eps, steps=args.steps, step_size=args.step_size,
+        targeted=args.targeted, n_samples=args.n_samples, seed=args.seed, batch_size=args.batch_size,
+        device=args.device, results_dir=args.results_dir,
+    )
+    result = run_benchmark(config, progress=sys.stderr.isatty())
+    print(format_run_summary(result.record))
+    print(result.path)
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from .training import TrainConfig, train_victim
+
+    config = TrainConfig(
+        victim=args.victim, dataset=args.dataset or ("npz" if args.data_path else "synth"), data_path=args.data_path,
+        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed, device=args.device,
+        out=args.out, half=args.half,
+    )
+    result = train_victim(config)
+    print(f"train accuracy (last epoch) {100 * result.train_accuracy:.1f}%, clean test accuracy {100 * result.test_accuracy:.1f}%")
+    print(f"{result.seconds:.0f} s; sha256 {result.sha256}")
+    print(result.path)
+    return 0
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    from .registry import ATTACKS, DATASETS, DEFENSES, VICTIMS
+
+    def show(title: str, registry, describe) -> None:
+        print(f"{title}:")
+        items = list(registry.items())
+        if not items:
+            print("  (none registered)")
+        for name, obj in items:
+            print(f"  {name:<14} {describe(obj)}")
+        print()
+
+    show("victims", VICTIMS, lambda c: c.description)
+    show("attacks", ATTACKS, lambda c: f"[{c.threat_model.value}, {c.norm}] {c.description}")
+    show("defenses", DEFENSES, lambda c: c.description)
+    show("datasets", DATASETS, lambda c: c.description)
+    return 0
+
+
+def _cmd_leaderboard(args: argparse.Namespace) -> int:
+    from .leaderboard import build_leaderboard
+
+    md, csv, rows = build_leaderboard(args.results_dir)
+    print(f"{rows} rows")
+    print(md)
+    print(csv)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        handler = {"run": _cmd_run, "train": _cmd_train, "list": _cmd_list, "leaderboard": _cmd_leaderboard}[args.command]
+        return handler(args)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: nothing was written", file=sys.stderr)
+        return 130

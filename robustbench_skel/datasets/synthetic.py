@@ -1,0 +1,86 @@
+"""The embedded default benchmark ``synth``: generated on first use, then read from a cache.
+
+The generator lives in :mod:`robustbench_skel.datasets.synth`; this module registers it as a dataset
+source and caches each split as an ``.npz`` under the user cache directory (``$ROBUSTBENCH_SKEL_CACHE``
+or ``~/.cache/robustbench_skel``), keyed by the generator version so a changed generator never
+serves stale data.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from ..layout import NTU25
+from ..registry import DATASETS
+from . import synth
+from .base import DatasetSource, SkeletonDataset
+
+__all__ = ["SynthSource", "cache_dir"]
+
+
+def cache_dir() -> Path:
+    root = os.environ.get("ROBUSTBENCH_SKEL_CACHE") or Path.home() / ".cache" / "robustbench_skel"
+    return Path(root)
+
+
+def _write_atomic_npz(path: Path, **arrays: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@DATASETS.register("synth")
+class SynthSource(DatasetSource):
+    description = (
+        f"SYNTHETIC procedural benchmark (not real motion capture): {len(synth.SYNTH_ACTIONS)} NTU-like actions, "
+        f"{synth.NUM_SUBJECTS} subjects, NTU-25 layout, metres, {synth.SYNTH_FPS} fps, cross-subject split; no download"
+    )
+    synthetic = True
+    needs_path = False
+
+    def __init__(self, seed: int = 0) -> None:
+        self.seed = seed
+
+    def load(self, split, data_path):
+        if data_path is not None:
+            from ..errors import UserError
+
+            raise UserError("dataset 'synth' is generated, not read: drop --data-path or name your dataset with --dataset")
+        path = cache_dir() / f"synth-v{synth.SYNTH_VERSION}-seed{self.seed}-{split}.npz"
+        arrays = None
+        if path.is_file():
+            try:
+                with np.load(path) as f:
+                    arrays = {k: f[k] for k in ("clips", "labels", "sample_ids")}
+            except Exception:  # a damaged cache is regenerated, not trusted
+                arrays = None
+        if arrays is None:
+            data = synth.generate_split(split, seed=self.seed)
+            arrays = {"clips": data.clips, "labels": data.labels, "sample_ids": np.array(data.sample_ids)}
+            try:
+                _write_atomic_npz(path, **arrays)
+            except OSError:
+                pass  # an unwritable cache only costs regeneration next time
+        return SkeletonDataset(
+            name="synth",
+            version=synth.SYNTH_VERSION,
+            split=split,
+            layout=NTU25,
+            fps=float(synth.SYNTH_FPS),
+            class_names=tuple(synth.SYNTH_ACTIONS),
+            clips=arrays["clips"],
+            labels=arrays["labels"].astype(np.int64),
+            sample_ids=tuple(str(s) for s in arrays["sample_ids"]),
+            synthetic=True,
+            source="synth (procedural)",
+        )

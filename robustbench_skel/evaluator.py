@@ -1,0 +1,122 @@
+"""The evaluator decides success, never the attack.
+
+It re-classifies every returned clip with the target victim, checks that each one is finite and
+within the declared budget, and measures the imperceptibility of the successful ones. Following the
+field's convention, the attack set is the test samples the victim classifies correctly; the
+success rate is over that set, and robust accuracy is over all evaluated samples.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from .budget import budget_size, valid_mask
+from .layout import SkeletonLayout
+from .metrics import PER_CLIP_METRICS, imperceptibility, mean_interval, wilson_interval
+
+__all__ = ["predict", "BudgetSpec", "evaluate_attack", "proportion", "BUDGET_TOLERANCE"]
+
+# Slack for float32 rounding when checking the budget: a micrometre, or 1e-5 relative.
+BUDGET_TOLERANCE = (1e-6, 1e-5)
+
+
+@torch.no_grad()
+def predict(model: nn.Module, clips: torch.Tensor, batch_size: int, device: torch.device | str) -> torch.Tensor:
+    """Predicted classes of ``clips`` (on CPU), evaluated in batches on ``device``."""
+    model.eval()
+    preds = []
+    for start in range(0, clips.shape[0], batch_size):
+        batch = clips[start : start + batch_size].to(device)
+        preds.append(model(batch).argmax(dim=1).cpu())
+    return torch.cat(preds) if preds else torch.zeros(0, dtype=torch.long)
+
+
+@dataclass(frozen=True)
+class BudgetSpec:
+    norm: str
+    eps: float
+
+
+def proportion(count: int, n: int) -> dict[str, Any]:
+    lo, hi = wilson_interval(count, n)
+    return {"value": count / n if n else float("nan"), "ci95": [lo, hi], "count": int(count), "n": int(n)}
+
+
+def _summary(values: np.ndarray) -> dict[str, Any]:
+    mean, lo, hi = mean_interval(values)
+    return {
+        "value": mean,
+        "ci95": [lo, hi],
+        "max": float(values.max()) if values.size else float("nan"),
+        "n": int(values.size),
+    }
+
+
+def evaluate_attack(
+    model: nn.Module,
+    clean: torch.Tensor,
+    labels: torch.Tensor,
+    targets: torch.Tensor | None,
+    clean_pred: torch.Tensor,
+    adv: torch.Tensor,
+    attacked: torch.Tensor,
+    budget: BudgetSpec,
+    layout: SkeletonLayout,
+    fps: float,
+    batch_size: int,
+    device: torch.device | str,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Metrics and per-sample results for one run.
+
+    ``clean``/``adv`` hold every evaluated sample (``adv`` equals ``clean`` where nothing was
+    attacked); ``attacked`` marks the samples the attack was run on.
+    """
+    n = clean.shape[0]
+    finite = torch.isfinite(adv.flatten(1)).all(dim=1)
+    adv_safe = torch.where(finite.view(-1, 1, 1, 1, 1), adv, clean)
+    adv_pred = predict(model, adv_safe, batch_size, device)
+    fooled = adv_pred.eq(targets) if targets is not None else adv_pred.ne(labels)
+    success = fooled & attacked & finite
+    mask = valid_mask(clean)
+    size = budget_size(adv_safe - clean, mask, budget.norm)
+    slack = BUDGET_TOLERANCE[0] + BUDGET_TOLERANCE[1] * budget.eps
+    within = (size <= budget.eps + slack) & finite
+    outside_valid = ((adv_safe - clean) * (1 - mask)).flatten(1).abs().amax(dim=1) > 0
+    within &= ~outside_valid
+
+    per_clip = imperceptibility(clean, adv_safe, layout, fps)
+    ok = success.numpy()
+    n_correct = int((clean_pred == labels).sum())
+    n_attacked = int(attacked.sum())
+    metrics: dict[str, Any] = {
+        "clean_accuracy": proportion(n_correct, n),
+        "attack_success_rate": proportion(int(success.sum()), n_attacked),
+        "robust_accuracy": proportion(int(((clean_pred == labels) & ~success).sum()), n),
+    }
+    for name in PER_CLIP_METRICS:
+        metrics[name] = _summary(per_clip[name][ok])
+    att = attacked.numpy()
+    metrics["within_budget"] = proportion(int(within[attacked].sum()), n_attacked)
+    metrics["finite"] = proportion(int(finite[attacked].sum()), n_attacked)
+    flags = {
+        "all_within_budget": bool(within[attacked].all()),
+        "all_finite": bool(finite[attacked].all()),
+        "perturbs_only_valid_joints": bool(not outside_valid[attacked].any()),
+    }
+    samples: dict[str, Any] = {
+        "label": labels.tolist(),
+        "target": targets.tolist() if targets is not None else None,
+        "clean_pred": clean_pred.tolist(),
+        "adv_pred": adv_pred.tolist(),
+        "attacked": att.tolist(),
+        "success": ok.tolist(),
+        "budget_size_m": [float(f"{v:.6g}") if a else None for v, a in zip(size.tolist(), att)],
+    }
+    for name in PER_CLIP_METRICS:
+        samples[name] = [float(f"{v:.6g}") if s else None for v, s in zip(per_clip[name].tolist(), ok)]
+    return {"metrics": metrics, "flags": flags}, samples

@@ -1,0 +1,65 @@
+"""Human-readable summaries of run records (the table ``run`` prints)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+__all__ = ["format_run_summary", "fmt_pct", "fmt_num", "threat_setting"]
+
+_IMPERCEPTIBILITY_ROWS = (
+    ("mean joint displacement", "mean_joint_displacement_cm", "cm"),
+    ("max joint displacement", "max_joint_displacement_cm", "cm"),
+    ("L-inf", "linf_m", "m"),
+    ("L2 (RMS per coordinate)", "l2_rms_m", "m"),
+    ("bone-length deviation", "bone_length_deviation", "%"),
+    ("acceleration deviation", "acceleration_deviation", "m/s^2"),
+    ("jerk deviation", "jerk_deviation", "m/s^3"),
+)
+
+
+def fmt_pct(x: float | None, digits: int = 1) -> str:
+    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.{digits}f}%"
+
+
+def fmt_num(x: float | None, unit: str = "") -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "n/a"
+    if unit == "%":
+        return f"{100 * x:.2f}%"
+    return f"{x:.3g} {unit}".strip()
+
+
+def threat_setting(attack: dict[str, Any]) -> str:
+    norm = {"linf": "L-inf", "l2": "L2"}.get(attack.get("norm"), attack.get("norm"))
+    mode = "targeted" if attack.get("targeted") else "untargeted"
+    return f"{norm} eps={attack['eps']:g} m, {mode}"
+
+
+def _proportion_line(label: str, m: dict[str, Any]) -> str:
+    lo, hi = m["ci95"]
+    return f"  {label:<26}{fmt_pct(m['value']):>8}  [{fmt_pct(lo)}, {fmt_pct(hi)}]  ({m['count']}/{m['n']})"
+
+
+def format_run_summary(record: dict[str, Any]) -> str:
+    ds, attack, metrics = record["dataset"], record["attack"], record["metrics"]
+    synthetic = " (SYNTHETIC benchmark)" if ds.get("synthetic") else ""
+    defense = f" + defense {record['defense']['name']}" if record.get("defense") else ""
+    lines = [
+        f"{record['victim']['name']}{defense} vs {attack['name']} on {ds['name']}{synthetic} {ds['split']} split, "
+        f"{ds['num_evaluated']} samples, {threat_setting(attack)}, seed {record['seed']}, {record['environment']['device']}",
+        _proportion_line("clean accuracy", metrics["clean_accuracy"]),
+        _proportion_line("attack success rate", metrics["attack_success_rate"]),
+        _proportion_line("robust accuracy", metrics["robust_accuracy"]),
+        "  imperceptibility of the successful examples: mean [95% CI], worst",
+    ]
+    for label, key, unit in _IMPERCEPTIBILITY_ROWS:
+        m = metrics[key]
+        lo, hi = m["ci95"]
+        lines.append(f"    {label:<26}{fmt_num(m['value'], unit):>14}  [{fmt_num(lo, unit)}, {fmt_num(hi, unit)}]  worst {fmt_num(m['max'], unit)}")
+    wb, fin = metrics["within_budget"], metrics["finite"]
+    lines.append(f"  budget check: {wb['count']}/{wb['n']} within budget, {fin['count']}/{fin['n']} finite")
+    if "mean_iterations" in metrics:
+        lines.append(f"  gradient steps per attacked sample: mean {metrics['mean_iterations']['value']:.2f}")
+    lines.append(f"  wall time {record['timing']['wall_time_s']:.1f} s (attack {record['timing']['attack_time_s']:.1f} s)")
+    return "\n".join(lines)

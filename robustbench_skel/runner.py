@@ -1,0 +1,208 @@
+"""One benchmark run: dataset -> victim (-> defense) -> attack -> evaluator -> record.
+
+The runner enforces the threat model (a white-box attack is handed the model under evaluation,
+nothing else is implemented yet), fixes the evaluated samples independently of the attack and its
+seed (so different attacks see the same clips), and writes the record only once everything has
+been computed.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .attack import Attack, ThreatModel
+from .datasets import SkeletonDataset, check_clip_values
+from .defense import Defense
+from .errors import UserError
+from .evaluator import BudgetSpec, evaluate_attack, predict
+from .hparams import accepted_arguments
+from .record import SCHEMA_VERSION, command_line, environment, new_run_id, utc_now, write_record
+from .registry import ATTACKS, DATASETS, DEFENSES
+from .victim import LoadedVictim, load_victim
+
+__all__ = ["RunConfig", "RunResult", "resolve_device", "load_dataset", "select_samples", "build_attack", "run_benchmark"]
+
+# The evaluated samples are the first n of a fixed shuffle of the split, the same for every attack.
+SAMPLE_ORDER_SEED = 0
+
+
+@dataclass
+class RunConfig:
+    victim: str = "stgcn"
+    attack: str = "pgd"
+    dataset: str = "synth"
+    data_path: str | None = None
+    split: str | None = None
+    checkpoint: str | None = None
+    defense: str | None = None
+    eps: float | None = None
+    steps: int | None = None
+    step_size: float | None = None
+    targeted: bool = False
+    n_samples: int = 64
+    seed: int = 0
+    batch_size: int = 32
+    device: str = "auto"
+    results_dir: str = "results"
+    attack_options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RunResult:
+    record: dict
+    path: Path | None
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise UserError("--device cuda was requested but no CUDA GPU is available; use --device cpu or auto")
+        return torch.device(name)
+    if name == "cpu":
+        return torch.device("cpu")
+    raise UserError(f"--device must be auto, cpu or cuda[:N], got {name!r}")
+
+
+def load_dataset(name: str, split: str | None, data_path: str | None, seed: int = 0) -> SkeletonDataset:
+    source_cls = DATASETS.get(name)
+    source = source_cls()
+    return source(split, data_path)
+
+
+def select_samples(dataset: SkeletonDataset, n_samples: int) -> np.ndarray:
+    if n_samples < 1:
+        raise UserError(f"--n-samples must be at least 1, got {n_samples}")
+    order = np.random.default_rng(SAMPLE_ORDER_SEED).permutation(len(dataset))
+    return order[: min(n_samples, len(dataset))]
+
+
+def build_attack(config: RunConfig) -> Attack:
+    cls = ATTACKS.get(config.attack)
+    accepted = set(accepted_arguments(cls))
+    given = {
+        "eps": config.eps,
+        "steps": config.steps,
+        "step_size": config.step_size,
+        "targeted": config.targeted or None,
+        "seed": config.seed,
+        **config.attack_options,
+    }
+    kwargs = {}
+    for key, value in given.items():
+        if value is None:
+            continue
+        if key not in accepted:
+            flag = "--" + key.replace("_", "-")
+            raise UserError(f"attack {config.attack!r} has no {flag} option; its options: {', '.join(sorted(accepted))}")
+        kwargs[key] = value
+    return cls(**kwargs)
+
+
+def _build_defense(name: str | None) -> Defense | None:
+    return DEFENSES.get(name)() if name else None
+
+
+def _draw_targets(labels: torch.Tensor, num_classes: int, seed: int) -> torch.Tensor:
+    """A random class different from the true one for every sample, from the run's seed."""
+    gen = torch.Generator().manual_seed(seed)
+    offset = torch.randint(1, num_classes, labels.shape, generator=gen)
+    return (labels + offset) % num_classes
+
+
+def run_benchmark(config: RunConfig, progress: bool = False, write: bool = True) -> RunResult:
+    """Run one victim x attack x defense x dataset configuration and write its record."""
+    started = time.perf_counter()
+    device = resolve_device(config.device)
+    if config.batch_size < 1:
+        raise UserError(f"--batch-size must be at least 1, got {config.batch_size}")
+    attack = build_attack(config)
+    defense = _build_defense(config.defense)
+    if attack.threat_model is not ThreatModel.WHITE_BOX:
+        raise UserError(f"attack {attack.name!r} is {attack.threat_model.value}; only white-box attacks run in this version")
+
+    dataset = load_dataset(config.dataset, config.split, config.data_path, config.seed)
+    indices = select_samples(dataset, config.n_samples)
+    subset = dataset.subset(indices)
+    check_clip_values(subset.clips, subset.sample_ids, subset.source or subset.name)
+    victim: LoadedVictim = load_victim(
+        config.victim, dataset.num_classes, dataset.layout, dataset.name, config.checkpoint, device
+    )
+    if dataset.num_classes > victim.model.num_classes:
+        raise UserError(
+            f"the dataset has {dataset.num_classes} classes but the victim's checkpoint has {victim.model.num_classes}"
+        )
+    model = defense.apply(victim.model) if defense else victim.model
+    model.eval()
+
+    clips, labels = subset.tensors()
+    if attack.targeted and victim.model.num_classes < 2:
+        raise UserError("a targeted attack needs at least two classes")
+    targets = _draw_targets(labels, victim.model.num_classes, config.seed) if attack.targeted else None
+    clean_pred = predict(model, clips, config.batch_size, device)
+    attacked = clean_pred.eq(labels)
+
+    attack_started = time.perf_counter()
+    adv = clips.clone()
+    generator = torch.Generator(device=device).manual_seed(config.seed)
+    idx = attacked.nonzero().squeeze(1)
+    iterations = []
+    batches = range(0, idx.numel(), config.batch_size)
+    if progress:
+        from tqdm import tqdm
+
+        batches = tqdm(batches, desc=f"{attack.name} on {config.victim}", unit="batch", leave=False)
+    for start in batches:
+        b = idx[start : start + config.batch_size]
+        adv[b] = attack(model, clips[b], labels[b], targets[b] if targets is not None else None, generator=generator).cpu()
+        if attack.last_iterations is not None:
+            iterations.append(attack.last_iterations)
+    attack_seconds = time.perf_counter() - attack_started
+
+    summary, samples = evaluate_attack(
+        model, clips, labels, targets, clean_pred, adv, attacked,
+        BudgetSpec(attack.norm, attack.eps), dataset.layout, dataset.fps, config.batch_size, device,
+    )
+    if iterations:
+        it = torch.cat(iterations).float()
+        summary["metrics"]["mean_iterations"] = {"value": float(it.mean()), "max": float(it.max()), "n": int(it.numel())}
+    samples = {"id": list(subset.sample_ids), **samples}
+    record = {
+        "schema_version": SCHEMA_VERSION,
+        "run_id": new_run_id(),
+        "created": utc_now(),
+        "command": command_line(),
+        "victim": {
+            "name": victim.name,
+            "checkpoint": victim.checkpoint,
+            "checkpoint_sha256": victim.checkpoint_sha256,
+            "pretrained_on": victim.pretrained_on,
+            "num_parameters": victim.num_parameters,
+            "num_classes": victim.model.num_classes,
+        },
+        "dataset": {
+            **dataset.describe(),
+            "source": dataset.source if dataset.synthetic else Path(dataset.source or "").name,
+            "sample_selection": f"first {len(indices)} of a fixed permutation (seed {SAMPLE_ORDER_SEED}) of the split",
+            "sample_ids_sha256": subset.ids_sha256(),
+            "num_evaluated": len(indices),
+        },
+        "attack": attack.describe(),
+        "defense": defense.describe() if defense else None,
+        "seed": config.seed,
+        "batch_size": config.batch_size,
+        "environment": environment(str(device)),
+        "timing": {"wall_time_s": time.perf_counter() - started, "attack_time_s": attack_seconds},
+        "metrics": summary["metrics"],
+        "flags": summary["flags"],
+        "samples": samples,
+    }
+    path = write_record(record, config.results_dir) if write else None
+    return RunResult(record=record, path=path)

@@ -1,0 +1,118 @@
+"""Training a victim from scratch on a dataset's train split (the shipped ``synth`` weights come from here).
+
+Plain supervised training: SGD with Nesterov momentum, cosine learning-rate decay, cross-entropy.
+The final epoch's weights are saved (the test split is only reported, never used to pick weights).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .checkpoint import sha256_file
+from .errors import UserError
+from .evaluator import predict
+from .runner import load_dataset, resolve_device
+from .victim import create_victim
+
+__all__ = ["TrainConfig", "TrainResult", "train_victim"]
+
+
+@dataclass
+class TrainConfig:
+    victim: str = "stgcn"
+    dataset: str = "synth"
+    data_path: str | None = None
+    epochs: int = 30
+    batch_size: int = 32
+    lr: float = 0.05
+    weight_decay: float = 5e-4
+    seed: int = 0
+    device: str = "auto"
+    out: str | None = None
+    half: bool = False
+
+
+@dataclass
+class TrainResult:
+    path: Path
+    sha256: str
+    test_accuracy: float
+    train_accuracy: float
+    seconds: float
+
+
+def _save_atomic(state: dict, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".partial-", suffix=".pt")
+    os.close(fd)
+    try:
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def default_output(victim: str, dataset: str) -> Path:
+    from .datasets.synthetic import cache_dir
+
+    return cache_dir() / "weights" / f"{victim}-{dataset}.pt"
+
+
+def train_victim(config: TrainConfig, progress: bool = True) -> TrainResult:
+    if config.epochs < 1 or config.batch_size < 1 or not config.lr > 0:
+        raise UserError("--epochs and --batch-size must be at least 1 and --lr positive")
+    device = resolve_device(config.device)
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    train = load_dataset(config.dataset, "train", config.data_path)
+    test = load_dataset(config.dataset, "test", config.data_path)
+    model = create_victim(config.victim, train.num_classes, train.layout).to(device)
+    x_train, y_train = train.tensors()
+    x_test, y_test = test.tensors()
+    optimizer = torch.optim.SGD(
+        model.parameters(), lr=config.lr, momentum=0.9, nesterov=True, weight_decay=config.weight_decay
+    )
+    steps_per_epoch = int(np.ceil(len(train) / config.batch_size))
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=config.lr, total_steps=config.epochs * steps_per_epoch, pct_start=0.1, anneal_strategy="cos"
+    )
+    started = time.perf_counter()
+    from tqdm import tqdm
+
+    bar = tqdm(total=config.epochs * steps_per_epoch, desc=f"train {config.victim} on {config.dataset}", unit="batch", disable=not progress)
+    train_acc = 0.0
+    for epoch in range(config.epochs):
+        model.train()
+        order = rng.permutation(len(train))
+        correct = 0
+        for start in range(0, len(order), config.batch_size):
+            batch = torch.from_numpy(order[start : start + config.batch_size])
+            x, y = x_train[batch].to(device), y_train[batch].to(device)
+            logits = model(x)
+            loss = F.cross_entropy(logits, y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            correct += int((logits.argmax(1) == y).sum())
+            bar.update(1)
+            bar.set_postfix(epoch=epoch + 1, loss=f"{loss.item():.3f}")
+        train_acc = correct / len(train)
+        bar.write(f"epoch {epoch + 1}/{config.epochs}: train accuracy {100 * train_acc:.1f}%")
+    bar.close()
+    model.eval()
+    state = {k: (v.half() if config.half and v.is_floating_point() else v).cpu() for k, v in model.state_dict().items()}
+    model.load_state_dict(state)  # evaluate exactly the weights that are saved (fp16-rounded with --half)
+    test_acc = float((predict(model, x_test, 64, device) == y_test).float().mean())
+    path = Path(config.out) if config.out else default_output(config.victim, config.dataset)
+    _save_atomic(state, path)
+    return TrainResult(path=path, sha256=sha256_file(path), test_accuracy=test_acc, train_accuracy=train_acc, seconds=time.perf_counter() - started)
