@@ -75,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--lr", type=_positive_float, default=0.05)
     train.add_argument("--out", default=None, help="output .pt (default: the user cache)")
     train.add_argument("--half", action="store_true", help="store float16 weights (half the size)")
+    train.add_argument("--bf16", action="store_true", help="bfloat16 autocast while training (faster on recent CPUs)")
 
     sub.add_parser("list", help="list victims, attacks, defenses and datasets")
 
@@ -107,7 +108,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     config = TrainConfig(
         victim=args.victim, dataset=args.dataset or ("npz" if args.data_path else "synth"), data_path=args.data_path,
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed, device=args.device,
-        out=args.out, half=args.half,
+        out=args.out, half=args.half, bf16=args.bf16,
     )
     result = train_victim(config)
     print(f"train accuracy (last epoch) {100 * result.train_accuracy:.1f}%, clean test accuracy {100 * result.test_accuracy:.1f}%")

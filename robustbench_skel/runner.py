@@ -135,10 +135,6 @@ def run_benchmark(config: RunConfig, progress: bool = False, write: bool = True)
     victim: LoadedVictim = load_victim(
         config.victim, dataset.num_classes, dataset.layout, dataset.name, config.checkpoint, device
     )
-    if dataset.num_classes > victim.model.num_classes:
-        raise UserError(
-            f"the dataset has {dataset.num_classes} classes but the victim's checkpoint has {victim.model.num_classes}"
-        )
     model = defense.apply(victim.model) if defense else victim.model
     model.eval()
 

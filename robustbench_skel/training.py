@@ -38,6 +38,7 @@ class TrainConfig:
     device: str = "auto"
     out: str | None = None
     half: bool = False
+    bf16: bool = False
 
 
 @dataclass
@@ -97,8 +98,9 @@ def train_victim(config: TrainConfig, progress: bool = True) -> TrainResult:
         for start in range(0, len(order), config.batch_size):
             batch = torch.from_numpy(order[start : start + config.batch_size])
             x, y = x_train[batch].to(device), y_train[batch].to(device)
-            logits = model(x)
-            loss = F.cross_entropy(logits, y)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.bf16):
+                logits = model(x)
+                loss = F.cross_entropy(logits.float(), y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

@@ -37,6 +37,8 @@ class Victim(nn.Module):
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
     layouts: ClassVar[tuple[str, ...]] = ("ntu25",)
+    # State-dict key of the classifier bias, whose length gives a checkpoint's number of classes.
+    head_key: ClassVar[str | None] = None
 
     def __init__(self, num_classes: int, layout: SkeletonLayout, num_persons: int = 2) -> None:
         super().__init__()
@@ -119,8 +121,12 @@ def load_victim(
     checkpoint: str | Path | None = None,
     device: torch.device | str = "cpu",
 ) -> LoadedVictim:
-    """Build ``name`` and load either the user's checkpoint or the shipped weights for ``dataset``."""
-    model = create_victim(name, num_classes, layout)
+    """Build ``name`` and load either the user's checkpoint or the shipped weights for ``dataset``.
+
+    A user checkpoint decides the number of classes (its classifier's size); the dataset's labels
+    must then fit inside it.
+    """
+    cls = VICTIMS.get(name)
     pretrained_on = None
     if checkpoint is None:
         path, entry = pretrained_weights_path(name, dataset)
@@ -132,6 +138,15 @@ def load_victim(
         path = Path(checkpoint)
         label = str(path)
     state = read_state_dict(path)
+    head = state.get(cls.head_key) if cls.head_key else None
+    if checkpoint is not None and head is not None and head.dim() >= 1:
+        if head.shape[0] < num_classes:
+            raise UserError(
+                f"the dataset has {num_classes} classes but checkpoint {label} classifies only {head.shape[0]}; "
+                "check that --dataset and --checkpoint belong together"
+            )
+        num_classes = head.shape[0]
+    model = cls(num_classes=num_classes, layout=layout)
     state = model.remap_checkpoint_keys(state)
     load_state_dict_strict(model, state, source=f"checkpoint {label}")
     model.eval().to(device)

@@ -23,6 +23,7 @@ class TinyVictim(Victim):
 
     description = "test-only tiny victim"
     layouts = ("ntu25",)
+    head_key = "fc.bias"
 
     def __init__(self, num_classes: int, layout=NTU25, num_persons: int = 2) -> None:
         super().__init__(num_classes, layout, num_persons)
@@ -86,6 +87,19 @@ def clips() -> torch.Tensor:
 def _isolated_cache(tmp_path_factory, monkeypatch):
     """Keep the synth cache of the test session out of the user's home, shared across tests."""
     monkeypatch.setenv("ROBUSTBENCH_SKEL_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+
+
+@pytest.fixture(scope="session")
+def trained_tiny_checkpoint(tmp_path_factory) -> Path:
+    """The tiny victim trained briefly on synth through the real training code (a few seconds)."""
+    from robustbench_skel.training import TrainConfig, train_victim
+
+    out = tmp_path_factory.mktemp("tiny") / "tiny-synth.pt"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("ROBUSTBENCH_SKEL_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+        result = train_victim(TrainConfig(victim="tiny-test-victim", epochs=4, lr=0.05, out=str(out), device="cpu"), progress=False)
+    assert result.test_accuracy > 0.3, "the tiny victim should learn synth well above chance (1/12)"
+    return out
 
 
 def write_npz(path: Path, clips: np.ndarray, labels: np.ndarray, **extra) -> Path:

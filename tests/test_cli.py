@@ -46,11 +46,8 @@ class InputScaling(Defense):
 
 
 @pytest.fixture
-def tiny_checkpoint(tmp_path) -> Path:
-    torch.manual_seed(0)
-    path = tmp_path / "tiny.pt"
-    torch.save({"state_dict": TinyVictim(num_classes=12).state_dict()}, path)
-    return path
+def tiny_checkpoint(trained_tiny_checkpoint) -> Path:
+    return trained_tiny_checkpoint
 
 
 def _records(results: Path) -> list[Path]:
@@ -77,7 +74,7 @@ def test_run_writes_a_valid_record_and_prints_its_path_last(tmp_path, capsys, ti
     assert record["dataset"]["name"] == "synth" and record["dataset"]["synthetic"] is True
     assert record["attack"]["hyperparameters"]["steps"] == 3
     m = record["metrics"]
-    assert m["clean_accuracy"]["n"] == 12
+    assert m["clean_accuracy"]["n"] == 12 and m["attack_success_rate"]["n"] == m["clean_accuracy"]["count"] > 0
     assert 0 <= m["attack_success_rate"]["ci95"][0] <= m["attack_success_rate"]["value"] <= m["attack_success_rate"]["ci95"][1] <= 1
     assert record["flags"]["all_within_budget"] and record["flags"]["all_finite"]
     assert len(record["samples"]["id"]) == 12

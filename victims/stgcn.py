@@ -118,6 +118,7 @@ class STGCN(Victim):
 
     description = "ST-GCN (AAAI 2018): spatial-temporal graph convolution on raw coordinates"
     layouts = ("ntu25", "hdm05", "openpose18", "coco17", "nw-ucla20")
+    head_key = "fcn.bias"
 
     def __init__(self, num_classes: int, layout: SkeletonLayout, num_persons: int = 2, in_channels: int = 3, dropout: float = 0.5) -> None:
         super().__init__(num_classes, layout, num_persons)
