@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .budget import NORMS, normalize_step, project, random_in_ball, valid_mask
+from .budget import NORMS, budget_size, normalize_step, project, random_in_ball, valid_mask
 from .errors import UserError
 from .hparams import constructor_arguments
 
@@ -60,21 +60,29 @@ class Attack:
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
     threat_model: ClassVar[ThreatModel] = ThreatModel.WHITE_BOX
-    norm: ClassVar[str] = "linf"  # "linf" or "l2": the budget the base class enforces
+    # The budget: "linf" or "l2" (metres per coordinate, enforced by the base class), or an attack's
+    # own constraint (e.g. "bone-scale"), for which the attack overrides budget_size and constrain.
+    norm: ClassVar[str] = "linf"
+    budget_unit: ClassVar[str] = "m"
     supports_targeted: ClassVar[bool] = True
+    # Whether more iterations can only help; False for attacks whose result is not monotone in effort.
+    iterative: ClassVar[bool] = True
 
     def __init__(self, eps: float = 0.01, targeted: bool = False, seed: int = 0) -> None:
         if not (isinstance(eps, (int, float)) and eps > 0 and not math.isnan(eps)):
-            raise UserError(f"--eps must be a positive number of metres, got {eps!r}")
+            raise UserError(f"--eps must be a positive number ({self.budget_unit}), got {eps!r}")
         if targeted and not self.supports_targeted:
             raise UserError(f"attack {self.name!r} has no targeted mode; drop --targeted")
-        if self.norm not in NORMS:
-            raise ValueError(f"attack {self.name!r} declares unknown norm {self.norm!r}")
+        if self.norm not in NORMS and type(self).constrain is Attack.constrain:
+            raise ValueError(f"attack {self.name!r} declares its own norm {self.norm!r} but does not override constrain()")
         self.eps = float(eps)
         self.targeted = bool(targeted)
         self.seed = int(seed)
-        # Per-sample gradient steps taken in the last call (None for attacks that do not count them).
+        # Per-sample bookkeeping of the last call, read by the runner (None when an attack does not keep it):
+        # gradient steps taken, and whether any point the attack evaluated was adversarial. The
+        # evaluator flags a sample that was adversarial during the optimisation but is not in the result.
         self.last_iterations: torch.Tensor | None = None
+        self.last_ever_adversarial: torch.Tensor | None = None
 
     # --- what plugins implement -------------------------------------------------------------
     def run(
@@ -89,6 +97,14 @@ class Attack:
         """Return adversarial clips for the batch ``x``. ``mask`` marks the perturbable person-frames."""
         raise NotImplementedError
 
+    def budget_size(self, x: torch.Tensor, x_adv: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Per-sample size of the perturbation in the unit of ``eps`` (the evaluator checks it)."""
+        return budget_size(x_adv - x, mask, self.norm)
+
+    def constrain(self, x: torch.Tensor, x_adv: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The closest clip to ``x_adv`` that satisfies the budget (applied to every returned clip)."""
+        return x + project(x_adv - x, mask, self.norm, self.eps)
+
     # --- the contract ------------------------------------------------------------------------
     def hyperparameters(self) -> dict[str, Any]:
         """Every constructor argument with its value, for the run record."""
@@ -100,6 +116,7 @@ class Attack:
             "threat_model": self.threat_model.value,
             "norm": self.norm,
             "eps": self.eps,
+            "budget_unit": self.budget_unit,
             "targeted": self.targeted,
             "hyperparameters": self.hyperparameters(),
         }
@@ -137,8 +154,7 @@ class Attack:
         finally:
             if was_training:
                 model.train()
-        delta = project(x_adv.detach() - x_dev, mask, self.norm, self.eps)
-        return (x_dev + delta).to(x.device)
+        return self.constrain(x_dev, x_adv.detach(), mask).to(x.device)
 
 
 class IterativeGradientAttack(Attack):
@@ -147,7 +163,8 @@ class IterativeGradientAttack(Attack):
     Each iteration costs one forward and one backward pass of the samples still unbroken; a sample
     leaves the batch at the first iterate the victim misclassifies (or classifies as the target), and
     that iterate is what is returned for it. Subclasses implement :meth:`update` and may override
-    :meth:`loss` and :meth:`init_delta`.
+    :meth:`loss`, :meth:`init_delta` and :meth:`lookahead` (where the gradient is taken, e.g. the
+    Nesterov point; any in-budget point found adversarial there is returned as the example).
     """
 
     random_start: ClassVar[bool] = False
@@ -189,18 +206,26 @@ class IterativeGradientAttack(Attack):
         """
         return delta + self.step_size * normalize_step(grad, mask, self.norm)
 
+    def lookahead(self, delta: torch.Tensor, state: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The perturbation at which the next gradient is taken (default: the iterate itself)."""
+        return delta
+
     def run(self, model, x, labels, targets, mask, generator):
         n = x.shape[0]
         x_adv = x.clone()
         iterations = torch.zeros(n, dtype=torch.long, device=x.device)
+        ever = torch.zeros(n, dtype=torch.bool, device=x.device)
         active = torch.arange(n, device=x.device)
         delta = project(self.init_delta(x, mask, generator), mask, self.norm, self.eps)
         state: dict[str, torch.Tensor] = {}
+        plain = type(self).lookahead is IterativeGradientAttack.lookahead
         for it in range(self.steps + 1):
-            x_cur = (x[active] + delta).requires_grad_(it < self.steps)
+            probe = delta if plain or it == self.steps else project(self.lookahead(delta, state), mask[active], self.norm, self.eps)
+            x_cur = (x[active] + probe).requires_grad_(it < self.steps)
             logits = model(x_cur)
             tgt = targets[active] if targets is not None else None
             done = is_adversarial(logits.detach(), labels[active], tgt)
+            ever[active] |= done
             if it == self.steps:
                 x_adv[active] = x_cur.detach()
                 break
@@ -218,4 +243,5 @@ class IterativeGradientAttack(Attack):
             m = mask[active]
             delta = project(self.update(delta, grad, m, state), m, self.norm, self.eps)
         self.last_iterations = iterations.cpu()
+        self.last_ever_adversarial = ever.cpu()
         return x_adv

@@ -8,6 +8,7 @@ success rate is over that set, and robust accuracy is over all evaluated samples
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,8 +39,11 @@ def predict(model: nn.Module, clips: torch.Tensor, batch_size: int, device: torc
 
 @dataclass(frozen=True)
 class BudgetSpec:
+    """How to measure a perturbation against the budget: ``size(clean, adv, mask) -> (N,)`` vs ``eps``."""
+
     norm: str
     eps: float
+    size: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor] | None = None
 
 
 def proportion(count: int, n: int) -> dict[str, Any]:
@@ -70,6 +74,7 @@ def evaluate_attack(
     fps: float,
     batch_size: int,
     device: torch.device | str,
+    ever_adversarial: torch.Tensor | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Metrics and per-sample results for one run.
 
@@ -83,7 +88,7 @@ def evaluate_attack(
     fooled = adv_pred.eq(targets) if targets is not None else adv_pred.ne(labels)
     success = fooled & attacked & finite
     mask = valid_mask(clean)
-    size = budget_size(adv_safe - clean, mask, budget.norm)
+    size = budget.size(clean, adv_safe, mask) if budget.size else budget_size(adv_safe - clean, mask, budget.norm)
     slack = BUDGET_TOLERANCE[0] + BUDGET_TOLERANCE[1] * budget.eps
     within = (size <= budget.eps + slack) & finite
     outside_valid = ((adv_safe - clean) * (1 - mask)).flatten(1).abs().amax(dim=1) > 0
@@ -108,6 +113,11 @@ def evaluate_attack(
         "all_finite": bool(finite[attacked].all()),
         "perturbs_only_valid_joints": bool(not outside_valid[attacked].any()),
     }
+    if ever_adversarial is not None:
+        # "Silent success": adversarial at some point of the optimisation, but not in what was returned.
+        lost = ever_adversarial & attacked & ~success
+        metrics["lost_successes"] = {"value": int(lost.sum()), "n": n_attacked}
+        flags["no_success_lost"] = bool(not lost.any())
     samples: dict[str, Any] = {
         "label": labels.tolist(),
         "target": targets.tolist() if targets is not None else None,

@@ -150,6 +150,8 @@ def run_benchmark(config: RunConfig, progress: bool = False, write: bool = True)
     generator = torch.Generator(device=device).manual_seed(config.seed)
     idx = attacked.nonzero().squeeze(1)
     iterations = []
+    ever_adversarial = torch.zeros(clips.shape[0], dtype=torch.bool)
+    tracks_visits = True
     batches = range(0, idx.numel(), config.batch_size)
     if progress:
         from tqdm import tqdm
@@ -160,11 +162,16 @@ def run_benchmark(config: RunConfig, progress: bool = False, write: bool = True)
         adv[b] = attack(model, clips[b], labels[b], targets[b] if targets is not None else None, generator=generator).cpu()
         if attack.last_iterations is not None:
             iterations.append(attack.last_iterations)
+        if attack.last_ever_adversarial is not None:
+            ever_adversarial[b] = attack.last_ever_adversarial
+        else:
+            tracks_visits = False
     attack_seconds = time.perf_counter() - attack_started
 
     summary, samples = evaluate_attack(
         model, clips, labels, targets, clean_pred, adv, attacked,
-        BudgetSpec(attack.norm, attack.eps), dataset.layout, dataset.fps, config.batch_size, device,
+        BudgetSpec(attack.norm, attack.eps, attack.budget_size), dataset.layout, dataset.fps, config.batch_size, device,
+        ever_adversarial=ever_adversarial if tracks_visits else None,
     )
     if iterations:
         it = torch.cat(iterations).float()

@@ -9,6 +9,7 @@ load with ``strict=True``.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -39,6 +40,9 @@ class Victim(nn.Module):
     layouts: ClassVar[tuple[str, ...]] = ("ntu25",)
     # State-dict key of the classifier bias, whose length gives a checkpoint's number of classes.
     head_key: ClassVar[str | None] = None
+    # Multi-stream victims (joint + bone) name their parts; ``--checkpoint joint.pt,bone.pt`` loads
+    # one official file per part under the prefixes ``joint.`` and ``bone.``.
+    checkpoint_parts: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, num_classes: int, layout: SkeletonLayout, num_persons: int = 2) -> None:
         super().__init__()
@@ -113,6 +117,27 @@ class LoadedVictim:
     num_parameters: int
 
 
+def _read_checkpoints(cls: type[Victim], checkpoint: str | Path) -> tuple[StateDict, str, str]:
+    """Read one checkpoint file, or one per part for multi-stream victims (``joint.pt,bone.pt``).
+
+    Returns the state_dict, a label for messages and records, and the sha256 (of the file, or of
+    the parts' hashes in order).
+    """
+    paths = [Path(p) for p in str(checkpoint).split(",")] if cls.checkpoint_parts else [Path(checkpoint)]
+    if len(paths) == 1:
+        return read_state_dict(paths[0]), str(paths[0]), sha256_file(paths[0])
+    if len(paths) != len(cls.checkpoint_parts):
+        parts = ", ".join(cls.checkpoint_parts)
+        raise UserError(f"victim {cls.name!r} takes one combined checkpoint or {len(cls.checkpoint_parts)} files ({parts}), got {len(paths)}")
+    state: StateDict = {}
+    hashes = []
+    for part, path in zip(cls.checkpoint_parts, paths):
+        state.update({f"{part}.{k}": v for k, v in read_state_dict(path).items()})
+        hashes.append(sha256_file(path))
+    combined = hashlib.sha256("\n".join(hashes).encode()).hexdigest()
+    return state, ",".join(str(p) for p in paths), combined
+
+
 def load_victim(
     name: str,
     num_classes: int,
@@ -130,14 +155,12 @@ def load_victim(
     pretrained_on = None
     if checkpoint is None:
         path, entry = pretrained_weights_path(name, dataset)
-        if sha256_file(path) != entry["sha256"]:
+        digest = sha256_file(path)
+        if digest != entry["sha256"]:
             raise UserError(f"the shipped weights {path.name} do not match their sha256 in the model card; reinstall the package")
-        pretrained_on = dataset
-        label = f"{name}:{dataset}"
+        state, label, pretrained_on = read_state_dict(path), f"{name}:{dataset}", dataset
     else:
-        path = Path(checkpoint)
-        label = str(path)
-    state = read_state_dict(path)
+        state, label, digest = _read_checkpoints(cls, checkpoint)
     head = state.get(cls.head_key) if cls.head_key else None
     if checkpoint is not None and head is not None and head.dim() >= 1:
         if head.shape[0] < num_classes:
@@ -156,7 +179,7 @@ def load_victim(
         model=model,
         name=name,
         checkpoint=label,
-        checkpoint_sha256=sha256_file(path),
+        checkpoint_sha256=digest,
         pretrained_on=pretrained_on,
         num_parameters=sum(p.numel() for p in model.parameters()),
     )
