@@ -16,6 +16,7 @@ class FGSM(IterativeGradientAttack):
     """
 
     description = "Fast Gradient Sign Method: a single L-inf step of size eps"
+    iterative = False
 
     def __init__(self, eps: float = 0.01, targeted: bool = False, seed: int = 0) -> None:
         super().__init__(eps=eps, steps=1, step_size=eps, targeted=targeted, seed=seed)

@@ -65,8 +65,10 @@ class Attack:
     norm: ClassVar[str] = "linf"
     budget_unit: ClassVar[str] = "m"
     supports_targeted: ClassVar[bool] = True
-    # Whether more iterations can only help; False for attacks whose result is not monotone in effort.
+    # Whether the attack iterates (the sanity checks compare it with FGSM and double its iterations).
     iterative: ClassVar[bool] = True
+    # A budget so large that the attack is effectively unconstrained (the "unbounded" sanity check).
+    unbounded_eps: ClassVar[float] = 1.0
 
     def __init__(self, eps: float = 0.01, targeted: bool = False, seed: int = 0) -> None:
         if not (isinstance(eps, (int, float)) and eps > 0 and not math.isnan(eps)):

@@ -67,6 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--n-samples", type=_positive_int, default=64, help="test samples to evaluate (default 64)")
     run.add_argument("--batch-size", type=_positive_int, default=32, help="clips per batch (default 32)")
     run.add_argument("--results-dir", default="results", help="where records go (default results/)")
+    run.add_argument("--sanity-samples", type=int, default=16,
+                     help="attacked samples re-attacked for the sanity checks (default 16; 0 skips them)")
 
     train = sub.add_parser("train", help="train a victim on a dataset's train split")
     _add_common(train)
@@ -81,6 +83,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     board = sub.add_parser("leaderboard", help="build results/leaderboard.{md,csv} from the run records")
     board.add_argument("--results-dir", default="results")
+
+    bench = sub.add_parser("bench", help="time victims (forward, forward+backward) or one attack iteration")
+    bench.add_argument("--victims", default=None, help="'all' or comma-separated victim names: per-clip timings")
+    bench.add_argument("--victim", default="stgcn", help="victim for --attack (default stgcn)")
+    bench.add_argument("--attack", default=None, help="attack to time against a bare forward+backward pass")
+    bench.add_argument("--eps", type=_positive_float, default=None)
+    bench.add_argument("--steps", type=_positive_int, default=None)
+    bench.add_argument("--batch-size", type=_positive_int, default=32)
+    bench.add_argument("--repeats", type=_positive_int, default=3)
+    bench.add_argument("--device", default="auto")
     return parser
 
 
@@ -94,7 +106,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         victim=args.victim, attack=args.attack, dataset=dataset, data_path=args.data_path, split=args.split,
         checkpoint=args.checkpoint, defense=args.defense, eps=args.eps, steps=args.steps, step_size=args.step_size,
         targeted=args.targeted, n_samples=args.n_samples, seed=args.seed, batch_size=args.batch_size,
-        device=args.device, results_dir=args.results_dir,
+        device=args.device, results_dir=args.results_dir, sanity_samples=args.sanity_samples,
     )
     result = run_benchmark(config, progress=sys.stderr.isatty())
     print(format_run_summary(result.record))
@@ -146,10 +158,23 @@ def _cmd_leaderboard(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from .benchcli import bench_attack, bench_victims
+
+    if bool(args.victims) == bool(args.attack):
+        raise UserError("bench needs exactly one of --victims all|NAMES or --attack NAME")
+    if args.victims:
+        print(bench_victims(args.victims, args.batch_size, args.device, args.repeats))
+    else:
+        print(bench_attack(args.attack, args.victim, args.batch_size, args.device, args.repeats, args.eps, args.steps))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
-        handler = {"run": _cmd_run, "train": _cmd_train, "list": _cmd_list, "leaderboard": _cmd_leaderboard}[args.command]
+        handlers = {"run": _cmd_run, "train": _cmd_train, "list": _cmd_list, "leaderboard": _cmd_leaderboard, "bench": _cmd_bench}
+        handler = handlers[args.command]
         return handler(args)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)

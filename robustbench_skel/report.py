@@ -58,7 +58,18 @@ def format_run_summary(record: dict[str, Any]) -> str:
         lo, hi = m["ci95"]
         lines.append(f"    {label:<26}{fmt_num(m['value'], unit):>14}  [{fmt_num(lo, unit)}, {fmt_num(hi, unit)}]  worst {fmt_num(m['max'], unit)}")
     wb, fin = metrics["within_budget"], metrics["finite"]
-    lines.append(f"  budget check: {wb['count']}/{wb['n']} within budget, {fin['count']}/{fin['n']} finite")
+    lost = metrics.get("lost_successes", {}).get("value")
+    lost_text = "" if lost is None else f", {lost} adversarial point(s) lost"
+    lines.append(f"  budget check: {wb['count']}/{wb['n']} within budget, {fin['count']}/{fin['n']} finite{lost_text}")
+    sanity = record.get("sanity")
+    if sanity:
+        parts = []
+        for name, check in sanity["checks"].items():
+            mark = {True: "ok", False: "FAILED", None: "n/a"}[check["passed"]]
+            detail = f" {fmt_pct(check['success'])}" if "success" in check else ""
+            ref = f" vs {fmt_pct(check['reference'])}" if "reference" in check else ""
+            parts.append(f"{name.replace('_', ' ')} {mark}{detail}{ref}")
+        lines.append(f"  sanity checks on {sanity['subset_size']} attacked samples: " + "; ".join(parts))
     if "mean_iterations" in metrics:
         lines.append(f"  gradient steps per attacked sample: mean {metrics['mean_iterations']['value']:.2f}")
     lines.append(f"  wall time {record['timing']['wall_time_s']:.1f} s (attack {record['timing']['attack_time_s']:.1f} s)")

@@ -24,6 +24,7 @@ from .evaluator import BudgetSpec, evaluate_attack, predict
 from .hparams import accepted_arguments
 from .record import SCHEMA_VERSION, command_line, environment, new_run_id, utc_now, write_record
 from .registry import ATTACKS, DATASETS, DEFENSES
+from .sanity import run_sanity_checks
 from .victim import LoadedVictim, load_victim
 
 __all__ = ["RunConfig", "RunResult", "resolve_device", "load_dataset", "select_samples", "build_attack", "run_benchmark"]
@@ -50,6 +51,7 @@ class RunConfig:
     batch_size: int = 32
     device: str = "auto"
     results_dir: str = "results"
+    sanity_samples: int = 16
     attack_options: dict[str, Any] = field(default_factory=dict)
 
 
@@ -84,7 +86,8 @@ def select_samples(dataset: SkeletonDataset, n_samples: int) -> np.ndarray:
     return order[: min(n_samples, len(dataset))]
 
 
-def build_attack(config: RunConfig) -> Attack:
+def build_attack(config: RunConfig, layout: str | None = None) -> Attack:
+    """The configured attack; an attack that takes a ``layout`` gets the dataset's unless told otherwise."""
     cls = ATTACKS.get(config.attack)
     accepted = set(accepted_arguments(cls))
     given = {
@@ -103,6 +106,8 @@ def build_attack(config: RunConfig) -> Attack:
             flag = "--" + key.replace("_", "-")
             raise UserError(f"attack {config.attack!r} has no {flag} option; its options: {', '.join(sorted(accepted))}")
         kwargs[key] = value
+    if layout is not None and "layout" in accepted and "layout" not in kwargs:
+        kwargs["layout"] = layout
     return cls(**kwargs)
 
 
@@ -123,12 +128,13 @@ def run_benchmark(config: RunConfig, progress: bool = False, write: bool = True)
     device = resolve_device(config.device)
     if config.batch_size < 1:
         raise UserError(f"--batch-size must be at least 1, got {config.batch_size}")
-    attack = build_attack(config)
+    build_attack(config)  # fail on a bad attack name or option before touching any data
     defense = _build_defense(config.defense)
+    dataset = load_dataset(config.dataset, config.split, config.data_path, config.seed)
+    attack = build_attack(config, dataset.layout.name)
     if attack.threat_model is not ThreatModel.WHITE_BOX:
         raise UserError(f"attack {attack.name!r} is {attack.threat_model.value}; only white-box attacks run in this version")
 
-    dataset = load_dataset(config.dataset, config.split, config.data_path, config.seed)
     indices = select_samples(dataset, config.n_samples)
     subset = dataset.subset(indices)
     check_clip_values(subset.clips, subset.sample_ids, subset.source or subset.name)
@@ -176,6 +182,17 @@ def run_benchmark(config: RunConfig, progress: bool = False, write: bool = True)
     if iterations:
         it = torch.cat(iterations).float()
         summary["metrics"]["mean_iterations"] = {"value": float(it.mean()), "max": float(it.max()), "n": int(it.numel())}
+    sanity_started = time.perf_counter()
+    sanity = None
+    if config.sanity_samples > 0 and idx.numel() > 0:
+        sub = idx[: config.sanity_samples]
+        success = torch.tensor(samples["success"], dtype=torch.bool)
+        sanity = run_sanity_checks(
+            attack, model, clips[sub], labels[sub], targets[sub] if targets is not None else None, success[sub],
+            config.batch_size, device, config.seed,
+        )
+        summary["flags"].update({f"sanity_{name}": check["passed"] for name, check in sanity["checks"].items()})
+    sanity_seconds = time.perf_counter() - sanity_started
     samples = {"id": list(subset.sample_ids), **samples}
     record = {
         "schema_version": SCHEMA_VERSION,
@@ -202,9 +219,10 @@ def run_benchmark(config: RunConfig, progress: bool = False, write: bool = True)
         "seed": config.seed,
         "batch_size": config.batch_size,
         "environment": environment(str(device)),
-        "timing": {"wall_time_s": time.perf_counter() - started, "attack_time_s": attack_seconds},
+        "timing": {"wall_time_s": time.perf_counter() - started, "attack_time_s": attack_seconds, "sanity_time_s": sanity_seconds},
         "metrics": summary["metrics"],
         "flags": summary["flags"],
+        "sanity": sanity,
         "samples": samples,
     }
     path = write_record(record, config.results_dir) if write else None

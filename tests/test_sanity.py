@@ -1,0 +1,84 @@
+"""The sanity checks catch what they are meant to catch, and pass on a sound attack."""
+
+from __future__ import annotations
+
+import torch
+
+from robustbench_skel.attack import Attack
+from robustbench_skel.registry import ATTACKS
+from robustbench_skel.sanity import run_sanity_checks, variant
+
+from conftest import make_clips
+
+
+@ATTACKS.register("test-do-nothing")
+class DoNothing(Attack):
+    """A broken attack: returns the clean clips."""
+
+    description = "test-only: no perturbation"
+
+    def __init__(self, eps: float = 0.01, steps: int = 5, targeted: bool = False, seed: int = 0) -> None:
+        super().__init__(eps=eps, targeted=targeted, seed=seed)
+        self.steps = steps
+
+    def run(self, model, x, labels, targets, mask, generator):
+        return x.clone()
+
+
+class MaskedGradients(torch.nn.Module):
+    """Wraps a model so that its input gradient is zero (quantised input): a gradient-masking defense."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        quantised = torch.round(x * 2).detach() / 2  # half-metre grid, no gradient flows through rounding
+        return self.model(quantised + 0 * x)
+
+
+def _setup(tiny_victim, n=10):
+    x = make_clips(n=n, t=10, seed=7)
+    with torch.no_grad():
+        y = tiny_victim(x).argmax(1)
+    return x, y
+
+
+def _checks(attack, model, x, y):
+    generator = torch.Generator().manual_seed(0)
+    adv = attack(model, x, y, generator=generator)
+    with torch.no_grad():
+        success = model(adv).argmax(1).ne(y)
+    return run_sanity_checks(attack, model, x, y, None, success, batch_size=8, device=torch.device("cpu"), seed=0)["checks"]
+
+
+def test_a_sound_attack_passes(tiny_victim):
+    x, y = _setup(tiny_victim)
+    checks = _checks(ATTACKS.get("pgd")(eps=0.05, steps=10), tiny_victim, x, y)
+    assert checks["unbounded"]["passed"] is True
+    assert checks["monotone_in_budget"]["passed"] is True
+    assert checks["stronger_than_fgsm"]["passed"] is True
+    assert checks["converged"]["passed"] in (True, False)  # computed, whatever the tiny model does
+
+
+def test_a_broken_attack_fails_the_unbounded_check(tiny_victim):
+    x, y = _setup(tiny_victim)
+    checks = _checks(ATTACKS.get("test-do-nothing")(eps=0.05), tiny_victim, x, y)
+    assert checks["unbounded"]["passed"] is False and checks["unbounded"]["success"] == 0.0
+
+
+def test_gradient_masking_is_flagged(tiny_victim):
+    x, y = _setup(tiny_victim)
+    masked = MaskedGradients(tiny_victim)
+    with torch.no_grad():
+        y = masked(x).argmax(1)
+    checks = _checks(ATTACKS.get("pgd")(eps=0.05, steps=5), masked, x, y)
+    assert checks["unbounded"]["passed"] is False
+
+
+def test_fgsm_is_not_compared_with_itself_and_variants_keep_hyperparameters():
+    fgsm = ATTACKS.get("fgsm")(eps=0.02)
+    assert variant(fgsm, eps=0.04).hyperparameters() == {"eps": 0.04, "targeted": False, "seed": 0}
+    pgd = ATTACKS.get("pgd")(eps=0.02, steps=4)
+    doubled = variant(pgd, steps=8)
+    assert doubled.step_size == pgd.step_size and doubled.steps == 8
