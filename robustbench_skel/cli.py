@@ -42,6 +42,27 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _eps_values(text: str) -> list[float]:
+    """``0.01``, a list ``0.005,0.01,0.02``, or a linear range ``start:stop:count``."""
+    try:
+        if ":" in text:
+            start, stop, count = text.split(":")
+            n = int(count)
+            if n < 2:
+                raise ValueError
+            a, b = float(start), float(stop)
+            values = [a + (b - a) * i / (n - 1) for i in range(n)]
+        else:
+            values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a budget like 0.01, a list 0.005,0.01,0.02 or a range start:stop:count, got {text!r}"
+        ) from None
+    if not values or any(not (v > 0) or v == float("inf") for v in values):
+        raise argparse.ArgumentTypeError(f"budgets must be positive finite numbers, got {text!r}")
+    return sorted(set(values))
+
+
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--victim", default="stgcn", help="victim recognizer (see `list`); default stgcn")
     p.add_argument("--dataset", default=None, help="dataset name (see `list`); default synth, or npz with --data-path")
@@ -60,7 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--checkpoint", default=None, help="your weights (state_dict, {'state_dict': ...}, module. prefixes)")
     run.add_argument("--defense", default=None, help="defense name (see `list`)")
     run.add_argument("--split", default=None, help="dataset split (default test)")
-    run.add_argument("--eps", type=_positive_float, default=None, help="budget in metres (default: the attack's, 0.01)")
+    run.add_argument("--eps", type=_eps_values, default=None,
+                     help="budget in metres (default: the attack's); a list 0.005,0.01,0.02 or range 0.005:0.02:4 sweeps")
     run.add_argument("--steps", type=_positive_int, default=None, help="iterations (default: the attack's)")
     run.add_argument("--step-size", type=_positive_float, default=None, help="step in metres (default 2.5*eps/steps)")
     run.add_argument("--targeted", action="store_true", help="aim at a random class other than the true one (seeded)")
@@ -101,16 +123,28 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from .report import format_run_summary
     from .runner import RunConfig, run_benchmark
 
+    from .record import new_run_id
+    from .report import format_sweep_summary
+
     dataset = args.dataset or ("npz" if args.data_path else "synth")
-    config = RunConfig(
-        victim=args.victim, attack=args.attack, dataset=dataset, data_path=args.data_path, split=args.split,
-        checkpoint=args.checkpoint, defense=args.defense, eps=args.eps, steps=args.steps, step_size=args.step_size,
-        targeted=args.targeted, n_samples=args.n_samples, seed=args.seed, batch_size=args.batch_size,
-        device=args.device, results_dir=args.results_dir, sanity_samples=args.sanity_samples,
-    )
-    result = run_benchmark(config, progress=sys.stderr.isatty())
-    print(format_run_summary(result.record))
-    print(result.path)
+    budgets = args.eps or [None]
+    sweep = {"id": new_run_id(), "eps": budgets} if len(budgets) > 1 else None
+    results = []
+    for eps in budgets:
+        config = RunConfig(
+            victim=args.victim, attack=args.attack, dataset=dataset, data_path=args.data_path, split=args.split,
+            checkpoint=args.checkpoint, defense=args.defense, eps=eps, steps=args.steps, step_size=args.step_size,
+            targeted=args.targeted, n_samples=args.n_samples, seed=args.seed, batch_size=args.batch_size,
+            device=args.device, results_dir=args.results_dir, sanity_samples=args.sanity_samples, sweep=sweep,
+        )
+        result = run_benchmark(config, progress=sys.stderr.isatty())
+        print(format_run_summary(result.record))
+        print()
+        results.append(result)
+    if sweep:
+        print(format_sweep_summary([r.record for r in results]))
+    for result in results:
+        print(result.path)
     return 0
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-__all__ = ["format_run_summary", "fmt_pct", "fmt_num", "threat_setting"]
+__all__ = ["format_run_summary", "format_sweep_summary", "fmt_pct", "fmt_num", "threat_setting"]
 
 _IMPERCEPTIBILITY_ROWS = (
     ("mean joint displacement", "mean_joint_displacement_cm", "cm"),
@@ -73,4 +73,23 @@ def format_run_summary(record: dict[str, Any]) -> str:
     if "mean_iterations" in metrics:
         lines.append(f"  gradient steps per attacked sample: mean {metrics['mean_iterations']['value']:.2f}")
     lines.append(f"  wall time {record['timing']['wall_time_s']:.1f} s (attack {record['timing']['attack_time_s']:.1f} s)")
+    return "\n".join(lines)
+
+
+def format_sweep_summary(records: list[dict[str, Any]]) -> str:
+    """Success against budget for the records of one sweep."""
+    first = records[0]
+    unit = first["attack"].get("budget_unit", "m")
+    lines = [f"budget sweep: {first['victim']['name']} vs {first['attack']['name']} on {first['dataset']['name']}",
+             f"  {'eps (' + unit + ')':>12}  {'success':>8}  95% CI            mean disp. (cm)"]
+    previous = None
+    for r in records:
+        m = r["metrics"]["attack_success_rate"]
+        lo, hi = m["ci95"]
+        note = "  <- lower than at the smaller budget" if previous is not None and m["value"] < previous else ""
+        lines.append(
+            f"  {r['attack']['eps']:>12g}  {fmt_pct(m['value']):>8}  [{fmt_pct(lo)}, {fmt_pct(hi)}]"
+            f"  {fmt_num(r['metrics']['mean_joint_displacement_cm']['value']):>10}{note}"
+        )
+        previous = m["value"]
     return "\n".join(lines)

@@ -52,6 +52,7 @@ class RunConfig:
     device: str = "auto"
     results_dir: str = "results"
     sanity_samples: int = 16
+    sweep: dict[str, Any] | None = None
     attack_options: dict[str, Any] = field(default_factory=dict)
 
 
@@ -216,6 +217,7 @@ def run_benchmark(config: RunConfig, progress: bool = False, write: bool = True)
         },
         "attack": attack.describe(),
         "defense": defense.describe() if defense else None,
+        "sweep": config.sweep,
         "seed": config.seed,
         "batch_size": config.batch_size,
         "environment": environment(str(device)),

@@ -269,3 +269,47 @@ def test_python_m_prints_no_traceback_on_bad_input(tmp_path):
     )
     assert proc.returncode == 2
     assert proc.stderr.strip() == "error: unknown victim 'stgcm'; did you mean 'stgcn'?"
+
+
+def test_budget_sweep_writes_one_record_per_budget_and_a_plot(tmp_path, capsys, tiny_checkpoint):
+    results = tmp_path / "results"
+    code, out, err = _run(
+        capsys, "run", "--victim", "tiny-test-victim", "--checkpoint", str(tiny_checkpoint), "--attack", "pgd",
+        "--eps", "0.002,0.02,0.2", "--n-samples", "12", "--steps", "3", "--sanity-samples", "4", "--results-dir", str(results),
+    )
+    assert code == 0, err
+    records = [read_record(p) for p in _records(results)]
+    assert sorted(r["attack"]["eps"] for r in records) == [0.002, 0.02, 0.2]
+    assert len({r["sweep"]["id"] for r in records}) == 1
+    assert "budget sweep" in out
+    assert all(Path(line).is_file() for line in out.strip().splitlines()[-3:])
+    rates = [r["metrics"]["attack_success_rate"]["value"] for r in sorted(records, key=lambda r: r["attack"]["eps"])]
+    assert rates[0] <= rates[-1]
+    code, out, err = _run(capsys, "leaderboard", "--results-dir", str(results))
+    assert code == 0, err
+    png = results / "budget_curve_synth_linf_untargeted.png"
+    assert png.is_file() and png.stat().st_size > 1000
+    assert (results / "budget_curve_synth_linf_untargeted.svg").is_file()
+    assert "budget_curve_synth_linf_untargeted.png" in (results / "leaderboard.md").read_text()
+
+
+def test_eps_range_syntax(capsys):
+    from robustbench_skel.cli import _eps_values
+
+    assert _eps_values("0.005:0.02:4") == pytest.approx([0.005, 0.01, 0.015, 0.02])
+    assert _eps_values("0.02,0.01") == [0.01, 0.02]
+    code, out, err = _run(capsys, "run", "--eps", "0.01:0.02")
+    _assert_one_line_error(code, out, err, "--eps")
+
+
+def test_records_carry_sanity_flags(tmp_path, capsys, tiny_checkpoint):
+    results = tmp_path / "results"
+    code, out, err = _run(capsys, "run", "--victim", "tiny-test-victim", "--checkpoint", str(tiny_checkpoint),
+                          "--n-samples", "12", "--steps", "4", "--sanity-samples", "4", "--results-dir", str(results))
+    assert code == 0, err
+    record = read_record(out.strip().splitlines()[-1])
+    for name in ("unbounded", "monotone_in_budget", "stronger_than_fgsm", "converged"):
+        assert f"sanity_{name}" in record["flags"]
+        assert name in record["sanity"]["checks"]
+    assert record["flags"]["no_success_lost"] is True
+    assert "sanity checks on" in out
