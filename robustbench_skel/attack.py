@@ -85,6 +85,9 @@ class Attack:
         # evaluator flags a sample that was adversarial during the optimisation but is not in the result.
         self.last_iterations: torch.Tensor | None = None
         self.last_ever_adversarial: torch.Tensor | None = None
+        # Further per-sample results an attack wants in the record, ``{name: (N,) tensor}``; a cascade
+        # reports ``succeeded_by`` (index into ``components()``, -1 for none).
+        self.last_extra: dict[str, torch.Tensor] = {}
 
     # --- what plugins implement -------------------------------------------------------------
     def run(
@@ -98,6 +101,10 @@ class Attack:
     ) -> torch.Tensor:
         """Return adversarial clips for the batch ``x``. ``mask`` marks the perturbable person-frames."""
         raise NotImplementedError
+
+    def components(self) -> list[str]:
+        """Names of the sub-attacks of a composite attack (empty for a single attack)."""
+        return []
 
     def budget_size(self, x: torch.Tensor, x_adv: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Per-sample size of the perturbation in the unit of ``eps`` (the evaluator checks it)."""

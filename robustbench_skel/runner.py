@@ -157,6 +157,7 @@ def run_benchmark(config: RunConfig, progress: bool = False, write: bool = True)
     generator = torch.Generator(device=device).manual_seed(config.seed)
     idx = attacked.nonzero().squeeze(1)
     iterations = []
+    extra: dict[str, torch.Tensor] = {}
     ever_adversarial = torch.zeros(clips.shape[0], dtype=torch.bool)
     tracks_visits = True
     batches = range(0, idx.numel(), config.batch_size)
@@ -169,6 +170,8 @@ def run_benchmark(config: RunConfig, progress: bool = False, write: bool = True)
         adv[b] = attack(model, clips[b], labels[b], targets[b] if targets is not None else None, generator=generator).cpu()
         if attack.last_iterations is not None:
             iterations.append(attack.last_iterations)
+        for key, values in attack.last_extra.items():
+            extra.setdefault(key, torch.full((clips.shape[0],), -1, dtype=values.dtype))[b] = values.cpu()
         if attack.last_ever_adversarial is not None:
             ever_adversarial[b] = attack.last_ever_adversarial
         else:
@@ -194,7 +197,14 @@ def run_benchmark(config: RunConfig, progress: bool = False, write: bool = True)
         )
         summary["flags"].update({f"sanity_{name}": check["passed"] for name, check in sanity["checks"].items()})
     sanity_seconds = time.perf_counter() - sanity_started
-    samples = {"id": list(subset.sample_ids), **samples}
+    samples = {"id": list(subset.sample_ids), **samples, **{k: v.tolist() for k, v in extra.items()}}
+    if "succeeded_by" in extra and attack.components():
+        # Per-attack breakdown of a cascade: which component broke each sample the evaluator confirms.
+        success = torch.tensor(samples["success"], dtype=torch.bool)
+        by = extra["succeeded_by"]
+        summary["metrics"]["breakdown"] = {
+            name: {"count": int(((by == i) & success).sum()), "n": int(attacked.sum())} for i, name in enumerate(attack.components())
+        }
     record = {
         "schema_version": SCHEMA_VERSION,
         "run_id": new_run_id(),
