@@ -94,12 +94,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = sub.add_parser("train", help="train a victim on a dataset's train split")
     _add_common(train)
-    train.add_argument("--epochs", type=_positive_int, default=30)
-    train.add_argument("--batch-size", type=_positive_int, default=32)
-    train.add_argument("--lr", type=_positive_float, default=0.05)
+    train.add_argument("--epochs", type=_positive_int, default=None, help="default: the victim's recipe (20)")
+    train.add_argument("--batch-size", type=_positive_int, default=None, help="default: the victim's recipe (32)")
+    train.add_argument("--lr", type=_positive_float, default=None, help="peak learning rate (default: the victim's recipe)")
     train.add_argument("--out", default=None, help="output .pt (default: the user cache)")
     train.add_argument("--half", action="store_true", help="store float16 weights (half the size)")
-    train.add_argument("--bf16", action="store_true", help="bfloat16 autocast while training (faster on recent CPUs)")
+    train.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None,
+                       help="bfloat16 autocast while training (default: the victim's recipe, on)")
 
     sub.add_parser("list", help="list victims, attacks, defenses and datasets")
 
@@ -158,6 +159,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     )
     result = train_victim(config)
     print(f"train accuracy (last epoch) {100 * result.train_accuracy:.1f}%, clean test accuracy {100 * result.test_accuracy:.1f}%")
+    c = result.config
+    print(f"recipe: {c.epochs} epochs, batch {c.batch_size}, lr {c.lr}, weight decay {c.weight_decay}, bf16 {c.bf16}, seed {c.seed}")
     print(f"{result.seconds:.0f} s; sha256 {result.sha256}")
     print(result.path)
     return 0

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -20,25 +20,36 @@ from .checkpoint import sha256_file
 from .errors import UserError
 from .evaluator import predict
 from .runner import load_dataset, resolve_device
-from .victim import create_victim
+from .victim import create_victim, model_card
 
 __all__ = ["TrainConfig", "TrainResult", "train_victim"]
 
 
+# The recipe of the shipped synth weights unless a victim's card names its own ("train_recipe").
+DEFAULT_RECIPE = {"epochs": 20, "batch_size": 32, "lr": 0.05, "weight_decay": 5e-4, "bf16": True}
+
+
 @dataclass
 class TrainConfig:
+    """Training settings; ``None`` means: from the victim card's ``train_recipe``, else ``DEFAULT_RECIPE``."""
+
     victim: str = "stgcn"
     dataset: str = "synth"
     data_path: str | None = None
-    epochs: int = 30
-    batch_size: int = 32
-    lr: float = 0.05
-    weight_decay: float = 5e-4
+    epochs: int | None = None
+    batch_size: int | None = None
+    lr: float | None = None
+    weight_decay: float | None = None
     seed: int = 0
     device: str = "auto"
     out: str | None = None
     half: bool = False
-    bf16: bool = False
+    bf16: bool | None = None
+
+    def resolved(self) -> "TrainConfig":
+        recipe = {**DEFAULT_RECIPE, **model_card(self.victim).get("train_recipe", {})}
+        values = {k: (getattr(self, k) if getattr(self, k) is not None else recipe[k]) for k in DEFAULT_RECIPE}
+        return replace(self, **values)
 
 
 @dataclass
@@ -48,6 +59,7 @@ class TrainResult:
     test_accuracy: float
     train_accuracy: float
     seconds: float
+    config: TrainConfig
 
 
 def _save_atomic(state: dict, path: Path) -> None:
@@ -69,6 +81,7 @@ def default_output(victim: str, dataset: str) -> Path:
 
 
 def train_victim(config: TrainConfig, progress: bool = True) -> TrainResult:
+    config = config.resolved()
     if config.epochs < 1 or config.batch_size < 1 or not config.lr > 0:
         raise UserError("--epochs and --batch-size must be at least 1 and --lr positive")
     device = resolve_device(config.device)
@@ -98,7 +111,7 @@ def train_victim(config: TrainConfig, progress: bool = True) -> TrainResult:
         for start in range(0, len(order), config.batch_size):
             batch = torch.from_numpy(order[start : start + config.batch_size])
             x, y = x_train[batch].to(device), y_train[batch].to(device)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.bf16):
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bool(config.bf16)):
                 logits = model(x)
                 loss = F.cross_entropy(logits.float(), y)
             optimizer.zero_grad(set_to_none=True)
@@ -117,4 +130,5 @@ def train_victim(config: TrainConfig, progress: bool = True) -> TrainResult:
     test_acc = float((predict(model, x_test, 64, device) == y_test).float().mean())
     path = Path(config.out) if config.out else default_output(config.victim, config.dataset)
     _save_atomic(state, path)
-    return TrainResult(path=path, sha256=sha256_file(path), test_accuracy=test_acc, train_accuracy=train_acc, seconds=time.perf_counter() - started)
+    return TrainResult(path=path, sha256=sha256_file(path), test_accuracy=test_acc, train_accuracy=train_acc,
+                       seconds=time.perf_counter() - started, config=config)

@@ -97,7 +97,7 @@ def trained_tiny_checkpoint(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("tiny") / "tiny-synth.pt"
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("ROBUSTBENCH_SKEL_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
-        result = train_victim(TrainConfig(victim="tiny-test-victim", epochs=4, lr=0.05, out=str(out), device="cpu"), progress=False)
+        result = train_victim(TrainConfig(victim="tiny-test-victim", epochs=4, lr=0.05, bf16=False, out=str(out), device="cpu"), progress=False)
     assert result.test_accuracy > 0.3, "the tiny victim should learn synth well above chance (1/12)"
     return out
 
