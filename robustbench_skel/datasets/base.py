@@ -102,6 +102,7 @@ class SkeletonDataset:
             "num_classes": self.num_classes,
             "num_samples": len(self),
             "clip_shape": list(self.clips.shape[1:]),
+            "notes": dict(self.notes),
         }
 
 
