@@ -1,3 +1,3 @@
 """Built-in attacks, one module each; importing this package registers them."""
 
-from . import fgsm, ifgsm, mifgsm, mig, nifgsm, pgd, pgd_l2  # noqa: F401
+from . import apgd, bone_length, ciasa, cw, fgsm, ifgsm, mifgsm, mig, nifgsm, pgd, pgd_l2, smart  # noqa: F401

@@ -174,8 +174,9 @@ def _cmd_list(args: argparse.Namespace) -> int:
         items = list(registry.items())
         if not items:
             print("  (none registered)")
+        width = max((len(name) for name, _ in items), default=0)
         for name, obj in items:
-            print(f"  {name:<14} {describe(obj)}")
+            print(f"  {name:<{width}}  {describe(obj)}")
         print()
 
     show("victims", VICTIMS, lambda c: c.description)

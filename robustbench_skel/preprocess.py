@@ -129,12 +129,14 @@ def _rotate(x: torch.Tensor, rotation: torch.Tensor) -> torch.Tensor:
 def align_body_axes(
     x: torch.Tensor,
     z_joints: tuple[int, int] = (0, 1),
-    x_joints: tuple[int, int] | None = (8, 4),
+    x_joints: tuple[int, int] | None = (4, 8),
     person: int = 0,
     frame: int = 0,
 ) -> torch.Tensor:
-    """Rotate every clip so that, in one frame of one person, bone ``z_joints`` points along +z and then
-    bone ``x_joints`` along +x (2s-AGCN / MS-G3D / PYSKL: hip -> spine to z, right -> left shoulder to x).
+    """Rotate every clip so that, in one frame of one person, the vector from ``z_joints[0]`` to
+    ``z_joints[1]`` points along +z and then the one from ``x_joints[0]`` to ``x_joints[1]`` along +x
+    (2s-AGCN / MS-G3D / PYSKL: hip (0) -> spine (1) to +z; left (4) -> right shoulder (8), i.e. the
+    official ``right - left`` shoulder vector, to +x).
 
     As in the official code the second rotation is the minimal one for the shoulders, so it may tilt
     the spine away from z again.

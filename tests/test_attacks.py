@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from robustbench_skel.attack import ThreatModel, is_adversarial
+from robustbench_skel.attack import Attack, ThreatModel, is_adversarial
 from robustbench_skel.budget import budget_size, valid_mask
 from robustbench_skel.errors import UserError
 from robustbench_skel.hparams import accepted_arguments
@@ -35,7 +35,7 @@ def test_every_attack_returns_finite_clips_within_budget(name, targeted, tiny_vi
     mask = valid_mask(x)
     assert adv.shape == x.shape and adv.dtype == x.dtype
     assert torch.isfinite(adv).all()
-    assert torch.all(budget_size(adv - x, mask, attack.norm) <= attack.eps * (1 + 1e-5) + 1e-7)
+    assert torch.all(attack.budget_size(x, adv, mask) <= attack.eps * (1 + 1e-5) + 1e-7)
     assert torch.all((adv - x) * (1 - mask) == 0), "padding and the empty person must not move"
     again = cls(eps=0.05, targeted=targeted, seed=3)(tiny_victim, x, y, targets)
     assert torch.equal(adv, again), "same seed, same result"
@@ -48,7 +48,9 @@ def test_hyperparameters_cover_every_constructor_argument(name):
     assert set(params) == set(accepted_arguments(type(attack)))
     assert params["eps"] == 0.02
     described = attack.describe()
-    assert described["norm"] in ("linf", "l2") and described["threat_model"] == "white-box"
+    assert described["norm"] == attack.norm and described["threat_model"] == "white-box"
+    if attack.norm not in ("linf", "l2"):
+        assert type(attack).constrain is not Attack.constrain, "an attack with its own norm must enforce it"
 
 
 def test_large_budget_pgd_fools_everything_and_beats_fgsm(tiny_victim):

@@ -76,7 +76,7 @@ def test_align_body_axes_points_the_bones_along_the_axes():
     spine = out[:, :, 0, 1, 0] - out[:, :, 0, 0, 0]
     assert torch.allclose(spine / spine.norm(dim=1, keepdim=True), torch.tensor([0.0, 0.0, 1.0], dtype=x.dtype).expand(3, 3), atol=1e-9)
     out = P.align_body_axes(x)
-    shoulders = out[:, :, 0, 4, 0] - out[:, :, 0, 8, 0]
+    shoulders = out[:, :, 0, 8, 0] - out[:, :, 0, 4, 0]  # right minus left shoulder, as the official code
     assert torch.allclose(shoulders / shoulders.norm(dim=1, keepdim=True), torch.tensor([1.0, 0.0, 0.0], dtype=x.dtype).expand(3, 3), atol=1e-9)
     # a rotation: all pairwise distances within a frame are kept
     d_in = torch.cdist(x[0, :, 2, :, 0].T, x[0, :, 2, :, 0].T)
