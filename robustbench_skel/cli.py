@@ -63,6 +63,24 @@ def _eps_values(text: str) -> list[float]:
     return sorted(set(values))
 
 
+def _attack_option(text: str) -> tuple[str, object]:
+    """``key=value`` with the value read as a number, true/false/none, or else a string."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected key=value, got {text!r}")
+    lowered = raw.strip().lower()
+    if lowered in ("true", "false"):
+        return key.strip().replace("-", "_"), lowered == "true"
+    if lowered in ("none", "null"):
+        return key.strip().replace("-", "_"), None
+    for cast in (int, float):
+        try:
+            return key.strip().replace("-", "_"), cast(raw)
+        except ValueError:
+            pass
+    return key.strip().replace("-", "_"), raw
+
+
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--victim", default="stgcn", help="victim recognizer (see `list`); default stgcn")
     p.add_argument("--dataset", default=None, help="dataset name (see `list`); default synth, or npz with --data-path")
@@ -86,6 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--steps", type=_positive_int, default=None, help="iterations (default: the attack's)")
     run.add_argument("--step-size", type=_positive_float, default=None, help="step in metres (default 2.5*eps/steps)")
     run.add_argument("--targeted", action="store_true", help="aim at a random class other than the true one (seeded)")
+    run.add_argument("--attack-opt", type=_attack_option, action="append", default=[], metavar="KEY=VALUE",
+                     help="an attack-specific hyperparameter, e.g. --attack-opt decay=0.5 (repeatable; see `list`)")
     run.add_argument("--n-samples", type=_positive_int, default=64, help="test samples to evaluate (default 64)")
     run.add_argument("--batch-size", type=_positive_int, default=32, help="clips per batch (default 32)")
     run.add_argument("--results-dir", default="results", help="where records go (default results/)")
@@ -137,6 +157,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             checkpoint=args.checkpoint, defense=args.defense, eps=eps, steps=args.steps, step_size=args.step_size,
             targeted=args.targeted, n_samples=args.n_samples, seed=args.seed, batch_size=args.batch_size,
             device=args.device, results_dir=args.results_dir, sanity_samples=args.sanity_samples, sweep=sweep,
+            attack_options=dict(args.attack_opt),
         )
         result = run_benchmark(config, progress=sys.stderr.isatty())
         print(format_run_summary(result.record))

@@ -104,12 +104,15 @@ def build_attack(config: RunConfig, layout: str | None = None) -> Attack:
         if value is None:
             continue
         if key not in accepted:
-            flag = "--" + key.replace("_", "-")
+            flag = f"--attack-opt {key}=..." if key in config.attack_options else "--" + key.replace("_", "-")
             raise UserError(f"attack {config.attack!r} has no {flag} option; its options: {', '.join(sorted(accepted))}")
         kwargs[key] = value
     if layout is not None and "layout" in accepted and "layout" not in kwargs:
         kwargs["layout"] = layout
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:  # e.g. a text --attack-opt value where a number belongs
+        raise UserError(f"attack {config.attack!r}: bad option value ({exc})") from None
 
 
 def _build_defense(name: str | None) -> Defense | None:

@@ -313,3 +313,16 @@ def test_records_carry_sanity_flags(tmp_path, capsys, tiny_checkpoint):
         assert name in record["sanity"]["checks"]
     assert record["flags"]["no_success_lost"] is True
     assert "sanity checks on" in out
+
+
+def test_attack_specific_options(tmp_path, capsys, tiny_checkpoint):
+    results = tmp_path / "results"
+    code, out, err = _run(capsys, "run", "--victim", "tiny-test-victim", "--checkpoint", str(tiny_checkpoint),
+                          "--attack", "mifgsm", "--attack-opt", "decay=0.5", "--n-samples", "6", "--steps", "2",
+                          "--sanity-samples", "0", "--results-dir", str(results))
+    assert code == 0, err
+    assert read_record(out.strip().splitlines()[-1])["attack"]["hyperparameters"]["decay"] == 0.5
+    code, out, err = _run(capsys, "run", "--attack", "pgd", "--attack-opt", "decay=0.5", "--results-dir", str(results))
+    _assert_one_line_error(code, out, err, "has no --attack-opt decay=... option")
+    code, out, err = _run(capsys, "run", "--attack", "pgd", "--attack-opt", "nonsense", "--results-dir", str(results))
+    _assert_one_line_error(code, out, err, "key=value")
