@@ -1,3 +1,4 @@
 """Built-in attacks, one module each; importing this package registers them."""
 
 from . import apgd, bone_length, ciasa, cw, fgsm, ifgsm, mifgsm, mig, nifgsm, pgd, pgd_l2, smart  # noqa: F401
+from . import autoattack  # noqa: F401  (a cascade of the attacks above)

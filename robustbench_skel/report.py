@@ -70,6 +70,9 @@ def format_run_summary(record: dict[str, Any]) -> str:
             ref = f" vs {fmt_pct(check['reference'])}" if "reference" in check else ""
             parts.append(f"{name.replace('_', ' ')} {mark}{detail}{ref}")
         lines.append(f"  sanity checks on {sanity['subset_size']} attacked samples: " + "; ".join(parts))
+    if "breakdown" in metrics:
+        parts = [f"{name} {v['count']}" for name, v in metrics["breakdown"].items()]
+        lines.append("  samples broken first by: " + ", ".join(parts))
     if "mean_iterations" in metrics:
         lines.append(f"  gradient steps per attacked sample: mean {metrics['mean_iterations']['value']:.2f}")
     lines.append(f"  wall time {record['timing']['wall_time_s']:.1f} s (attack {record['timing']['attack_time_s']:.1f} s)")
