@@ -54,9 +54,11 @@ def read_state_dict(path: str | Path) -> StateDict:
 def unwrap_state_dict(obj: object, source: str = "checkpoint") -> StateDict:
     """Strip the usual wrappers and ``module.`` prefixes; keep only tensors."""
     for _ in range(3):  # nested wrappers, e.g. {'model': {'state_dict': ...}}
+        # A wrapper holds the state_dict as a mapping under a known key, possibly next to a few scalar
+        # tensors (SGN saves its best accuracy as a tensor beside 'state_dict').
         if isinstance(obj, Mapping):
-            inner = next((obj[k] for k in _WRAPPER_KEYS if isinstance(obj.get(k), Mapping)), None)
-            if inner is not None and not any(isinstance(v, torch.Tensor) for v in obj.values()):
+            inner = next((obj[k] for k in _WRAPPER_KEYS if isinstance(obj.get(k), Mapping) and obj[k]), None)
+            if inner is not None:
                 obj = inner
                 continue
         break

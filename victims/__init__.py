@@ -1,3 +1,3 @@
 """Built-in victim recognizers, one module each; importing this package registers them."""
 
-from . import agcn, ctrgcn, frhead, hdgcn, msg3d, skateformer, stgcn, sttformer  # noqa: F401
+from . import agcn, ctrgcn, frhead, hdgcn, infogcn, msg3d, sgn, skateformer, stgcn, stgcnpp, sttformer  # noqa: F401
