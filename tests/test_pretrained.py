@@ -1,0 +1,52 @@
+"""The shipped synth weights: intact, loadable, and as accurate as their card says."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from robustbench_skel.checkpoint import sha256_file
+from robustbench_skel.cli import main
+from robustbench_skel.evaluator import predict
+from robustbench_skel.record import read_record
+from robustbench_skel.registry import VICTIMS
+from robustbench_skel.runner import load_dataset
+from robustbench_skel.victim import load_victim, model_card, pretrained_weights_path
+
+SHIPPED = [name for name in VICTIMS.names() if "synth" in model_card(name).get("pretrained", {})]
+
+
+def test_stgcn_ships_synth_weights():
+    assert "stgcn" in SHIPPED
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_weights_match_their_card(name):
+    path, entry = pretrained_weights_path(name, "synth")
+    assert sha256_file(path) == entry["sha256"]
+    assert entry["command"].startswith(f"python -m robustbench_skel train --victim {name}")
+    assert 0.9 <= entry["clean_test_accuracy"] <= 1.0
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_weights_classify_synth_well(name):
+    test = load_dataset("synth", "test", None)
+    victim = load_victim(name, test.num_classes, test.layout, "synth").model
+    # every 6th test clip: 64 clips over all subjects and actions, a quick check of the card's figure
+    subset = test.subset(list(range(0, len(test), 6)))
+    x, y = subset.tensors()
+    accuracy = float((predict(victim, x, 32, "cpu") == y).float().mean())
+    card = model_card(name)["pretrained"]["synth"]["clean_test_accuracy"]
+    assert accuracy >= card - 0.1, f"{name}: {accuracy:.3f} on a subset, card says {card:.3f}"
+
+
+def test_default_victim_runs_end_to_end(tmp_path, capsys):
+    code = main(["run", "--victim", "stgcn", "--attack", "fgsm", "--n-samples", "6", "--sanity-samples", "0",
+                 "--results-dir", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert code == 0
+    record = read_record(out.strip().splitlines()[-1])
+    path, entry = pretrained_weights_path("stgcn", "synth")
+    assert record["victim"]["checkpoint_sha256"] == entry["sha256"]
+    assert record["victim"]["pretrained_on"] == "synth"
+    assert record["dataset"]["synthetic"] is True
