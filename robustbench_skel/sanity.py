@@ -4,8 +4,9 @@ The classic mistakes of robustness evaluation show up as violated expectations (
 Athalye et al. 2018; Pintor et al. 2022). On a fixed subset of the attacked samples the evaluator
 re-runs the attack under changed settings and checks:
 
-- ``unbounded``: with an effectively unlimited budget the attack succeeds on at least 99% of them
-  (otherwise gradients are masked or the attack is broken);
+- ``unbounded``: with an effectively unlimited budget (``Attack.unbounded_eps``), searched as ART's
+  security curve does (at least 100 iterations with steps of 1/50 of that budget), the attack succeeds
+  on at least 99% of them (otherwise gradients are masked or the attack is broken);
 - ``monotone_in_budget``: doubling the budget does not lower the success;
 - ``stronger_than_fgsm``: an iterative L-inf attack is at least as strong as FGSM at the same budget;
 - ``converged``: doubling the iterations changes the success by less than 2 points;
@@ -73,7 +74,7 @@ def run_sanity_checks(
     def run(a: Attack) -> float:
         return _success(model, a, clips, labels, targets, batch_size, device, seed)
 
-    unbounded = run(variant(attack, eps=attack.unbounded_eps, **_step_for(attack, attack.unbounded_eps)))
+    unbounded = run(variant(attack, **_unbounded_settings(attack)))
     checks["unbounded"] = {
         "passed": unbounded >= UNBOUNDED_SUCCESS, "success": unbounded, "eps": attack.unbounded_eps,
         "expect": f"success >= {UNBOUNDED_SUCCESS:.0%} with an effectively unlimited budget",
@@ -102,6 +103,17 @@ def run_sanity_checks(
     else:
         checks["converged"] = {"passed": None, "expect": "applies to attacks with a 'steps' hyperparameter"}
     return {"subset_size": n, "checks": checks}
+
+
+def _unbounded_settings(attack: Attack) -> dict[str, Any]:
+    """Budget ``unbounded_eps``, steps of a fiftieth of it, and at least 100 iterations, where the attack has them."""
+    params = attack.hyperparameters()
+    settings: dict[str, Any] = {"eps": attack.unbounded_eps}
+    if isinstance(params.get("step_size"), float):
+        settings["step_size"] = attack.unbounded_eps / 50
+    if isinstance(params.get("steps"), int):
+        settings["steps"] = max(params["steps"], 100)
+    return settings
 
 
 def _step_for(attack: Attack, eps: float) -> dict[str, float]:
