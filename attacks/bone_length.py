@@ -39,10 +39,8 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
-from torch import nn
 
-from robustbench_skel.attack import Attack, is_adversarial
+from robustbench_skel.attack import IterativeGradientAttack
 from robustbench_skel.errors import UserError
 from robustbench_skel.layout import SkeletonLayout, get_layout
 from robustbench_skel.registry import ATTACKS
@@ -100,8 +98,12 @@ def recover_bone_scales(x: torch.Tensor, x_adv: torch.Tensor, mask: torch.Tensor
 
 
 @ATTACKS.register("bone-length")
-class BoneLengthAttack(Attack):
-    """PGD with sign steps on per-bone, per-person length scales shared by all frames."""
+class BoneLengthAttack(IterativeGradientAttack):
+    """PGD with sign steps on per-bone, per-person length scales shared by all frames.
+
+    The shared loop of :class:`IterativeGradientAttack` runs on the variable ``beta`` instead of an
+    additive perturbation: :meth:`init_variable`, :meth:`clips` and :meth:`project_variable` say so.
+    """
 
     description = "Adversarial Bone Length Attack (Tanaka et al. AAAI 2022): PGD on bone-length scales, |beta-1| <= eps"
     norm = "bone-scale"
@@ -117,17 +119,11 @@ class BoneLengthAttack(Attack):
         targeted: bool = False,
         seed: int = 0,
     ) -> None:
-        super().__init__(eps=eps, targeted=targeted, seed=seed)
-        if not (isinstance(steps, int) and steps >= 1):
-            raise UserError(f"--steps must be a positive integer, got {steps!r}")
-        if not (isinstance(step_size, (int, float)) and step_size > 0 and math.isfinite(step_size)):
-            raise UserError(f"--step-size must be a positive number (a change of the bone scale), got {step_size!r}")
+        super().__init__(eps=eps, steps=steps, step_size=step_size, targeted=targeted, seed=seed)
         try:
             self._layout: SkeletonLayout = get_layout(layout)
         except KeyError as err:
             raise UserError(str(err)) from None
-        self.steps = steps
-        self.step_size = float(step_size)
         self.layout = layout
         self._bound = self.eps * (1 - BOUND_MARGIN)
 
@@ -151,40 +147,16 @@ class BoneLengthAttack(Attack):
         rebuilt = rebuild_from_bone_scales(x.double(), clipped, mask.double(), self._layout).to(x.dtype)
         return torch.where(inside.view(-1, 1, 1, 1, 1), x_adv, rebuilt)
 
-    # --- the attack --------------------------------------------------------------------------
-    def run(self, model: nn.Module, x: torch.Tensor, labels: torch.Tensor, targets: torch.Tensor | None,
-            mask: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        n = x.shape[0]
-        persons = x.shape[4]
-        result = x.clone()
-        iterations = torch.zeros(n, dtype=torch.long, device=x.device)
-        ever = torch.zeros(n, dtype=torch.bool, device=x.device)
-        active = torch.arange(n, device=x.device)
-        beta = torch.ones(n, persons, len(self._layout.bones), device=x.device, dtype=x.dtype)
-        for it in range(self.steps + 1):
-            b = beta.detach().requires_grad_(it < self.steps)
-            adv = rebuild_from_bone_scales(x[active], b, mask[active], self._layout)
-            logits = model(adv)
-            tgt = targets[active] if targets is not None else None
-            done = is_adversarial(logits.detach(), labels[active], tgt)
-            ever[active] |= done
-            if it == self.steps:
-                result[active] = adv.detach()
-                break
-            if done.any():
-                result[active[done]] = adv.detach()[done]
-            if tgt is not None:
-                loss = -F.cross_entropy(logits, tgt, reduction="sum")
-            else:
-                loss = F.cross_entropy(logits, labels[active], reduction="sum")
-            (grad,) = torch.autograd.grad(loss, b)
-            if done.any():
-                keep = ~done
-                active, beta, grad = active[keep], beta[keep], grad[keep]
-                if active.numel() == 0:
-                    break
-            iterations[active] += 1
-            beta = (beta + self.step_size * grad.sign()).clamp(1 - self._bound, 1 + self._bound).detach()
-        self.last_iterations = iterations.cpu()
-        self.last_ever_adversarial = ever.cpu()
-        return result
+    # --- the variable: bone scales --------------------------------------------------------------
+    def init_variable(self, x, mask, generator):
+        return torch.ones(x.shape[0], x.shape[4], len(self._layout.bones), device=x.device, dtype=x.dtype)
+
+    def clips(self, x, variable, mask):
+        return rebuild_from_bone_scales(x, variable, mask, self._layout)
+
+    def project_variable(self, variable, mask):
+        return variable.clamp(1 - self._bound, 1 + self._bound)
+
+    def update(self, beta, grad, mask, state):
+        """A sign step on the scales (ascending the loss: CE untargeted, minus CE to the target targeted)."""
+        return beta + self.step_size * grad.sign()

@@ -61,8 +61,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from robustbench_skel.attack import is_adversarial
-from robustbench_skel.budget import project
 from robustbench_skel.errors import UserError
 from robustbench_skel.registry import ATTACKS
 
@@ -171,44 +169,17 @@ class MIG(MIFGSM):
             return probs.gather(1, targets[:, None]).squeeze(1)
         return -probs.gather(1, labels[:, None]).squeeze(1)
 
-    def run(self, model, x, labels, targets, mask, generator):
-        n = x.shape[0]
-        x_adv = x.clone()
-        iterations = torch.zeros(n, dtype=torch.long, device=x.device)
-        ever = torch.zeros(n, dtype=torch.bool, device=x.device)
-        active = torch.arange(n, device=x.device)
-        delta = project(self.init_delta(x, mask, generator), mask, self.norm, self.eps)
-        state: dict[str, torch.Tensor] = {}
-        baselines = self.make_baseline(x, mask)
-        for it in range(self.steps + 1):
-            x_cur = (x[active] + delta).detach()
-            lab = labels[active]
-            tgt = targets[active] if targets is not None else None
-            if it == self.steps:
-                with torch.no_grad():
-                    done = is_adversarial(model(x_cur), lab, tgt)
-                ever[active] |= done
-                x_adv[active] = x_cur
-                break
-            n_cur = x_cur.shape[0]
+    def init_state(self, x, mask, generator):
+        return {"baseline": self.make_baseline(x, mask)}
 
-            def objective(logits: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-                sample = rows % n_cur
-                return self.path_objective(logits, lab[sample], tgt[sample] if tgt is not None else None)
+    def gradient(self, model, x, variable, mask, labels, targets, state):
+        """The integrated gradient at ``x + variable``, and the logits there (the path's last point)."""
+        x_cur = (x + variable).detach()
+        n_cur = x_cur.shape[0]
 
-            ig, logits = integrated_gradients(objective, model, x_cur, baselines[active], self.path_points, self.max_forward_rows)
-            done = is_adversarial(logits, lab, tgt)
-            ever[active] |= done
-            if done.any():
-                x_adv[active[done]] = x_cur[done]
-                keep = ~done
-                active, delta, ig = active[keep], delta[keep], ig[keep]
-                state = {k: v[keep] for k, v in state.items()}
-                if active.numel() == 0:
-                    break
-            iterations[active] += 1
-            m = mask[active]
-            delta = project(self.update(delta, ig, m, state), m, self.norm, self.eps)
-        self.last_iterations = iterations.cpu()
-        self.last_ever_adversarial = ever.cpu()
-        return x_adv
+        def objective(logits: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+            sample = rows % n_cur
+            return self.path_objective(logits, labels[sample], targets[sample] if targets is not None else None)
+
+        ig, logits = integrated_gradients(objective, model, x_cur, state["baseline"], self.path_points, self.max_forward_rows)
+        return ig, logits, x_cur

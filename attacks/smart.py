@@ -53,10 +53,8 @@ import math
 from typing import Any
 
 import torch
-import torch.nn.functional as F
-from torch import nn
 
-from robustbench_skel.attack import Attack, is_adversarial
+from robustbench_skel.attack import IterativeGradientAttack
 from robustbench_skel.budget import project
 from robustbench_skel.errors import UserError
 from robustbench_skel.layout import SkeletonLayout, get_layout
@@ -80,8 +78,12 @@ def _check_positive(name: str, value: float) -> float:
 
 
 @ATTACKS.register("smart")
-class SMART(Attack):
-    """SMART: normalised classification and perceptual gradients mixed with ``class_weight``."""
+class SMART(IterativeGradientAttack):
+    """SMART: normalised classification and perceptual gradients mixed with ``class_weight``.
+
+    Runs in the shared loop of :class:`IterativeGradientAttack` (early stopping = SMART's per-sample
+    freeze); :meth:`update` turns the loop's ascent gradient into SMART's combined descent step.
+    """
 
     description = "SMART perceptual attack (Wang et al. CVPR 2021), L-inf bounded, per-frame normalised gradients"
 
@@ -102,9 +104,7 @@ class SMART(Attack):
         targeted: bool = False,
         seed: int = 0,
     ) -> None:
-        super().__init__(eps=eps, targeted=targeted, seed=seed)
-        if not (isinstance(steps, int) and steps >= 1):
-            raise UserError(f"--steps must be a positive integer, got {steps!r}")
+        super().__init__(eps=eps, steps=steps, step_size=step_size, targeted=targeted, seed=seed)
         if normalization not in ("frame", "sample"):
             raise UserError(f"--normalization must be 'frame' or 'sample', got {normalization!r}")
         if update_clip is not None:
@@ -113,8 +113,6 @@ class SMART(Attack):
             self._layout: SkeletonLayout = get_layout(layout)
         except KeyError as err:
             raise UserError(str(err)) from None
-        self.steps = steps
-        self.step_size = _check_positive("step_size", step_size)
         self.class_weight = _check_fraction("class_weight", class_weight)
         self.position_weight = _check_fraction("position_weight", position_weight)
         self.bone_weight = _check_fraction("bone_weight", bone_weight)
@@ -125,13 +123,7 @@ class SMART(Attack):
         self.update_clip = update_clip
         self.layout = layout
 
-    # --- losses ------------------------------------------------------------------------------
-    def class_loss(self, logits: torch.Tensor, labels: torch.Tensor, targets: torch.Tensor | None) -> torch.Tensor:
-        """Per-sample loss to DESCEND: ``-CE(label)`` untargeted, ``CE(target)`` targeted."""
-        if targets is not None:
-            return F.cross_entropy(logits, targets, reduction="none")
-        return -F.cross_entropy(logits, labels, reduction="none")
-
+    # --- losses (the classification loss is the loop's: CE ascended, i.e. SMART's -CE descended) ---
     def dynamics_loss(self, adv: torch.Tensor, clean: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """SMART's dynamics term: change of the joint accelerations."""
         return P.acceleration_loss(adv, clean, mask, self.fps)
@@ -174,34 +166,11 @@ class SMART(Attack):
         new = self.after_step(adv + update, clean, mask)
         return clean + project(new - clean, mask, "linf", self.eps)
 
-    def run(self, model: nn.Module, x: torch.Tensor, labels: torch.Tensor, targets: torch.Tensor | None,
-            mask: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        n = x.shape[0]
-        result = x.clone()
-        iterations = torch.zeros(n, dtype=torch.long, device=x.device)
-        ever = torch.zeros(n, dtype=torch.bool, device=x.device)
-        active = torch.arange(n, device=x.device)
-        adv = x.clone()
-        context = self.begin(x, mask, generator)
-        for it in range(self.steps + 1):
-            probe = adv.detach().requires_grad_(it < self.steps)
-            logits = model(probe)
-            tgt = targets[active] if targets is not None else None
-            done = is_adversarial(logits.detach(), labels[active], tgt)
-            ever[active] |= done
-            if it == self.steps:
-                result[active] = adv
-                break
-            if done.any():
-                result[active[done]] = adv[done]
-            (class_grad,) = torch.autograd.grad(self.class_loss(logits, labels[active], tgt).sum(), probe)
-            if done.any():
-                keep = ~done
-                active, adv, class_grad = active[keep], adv[keep], class_grad[keep]
-                if active.numel() == 0:
-                    break
-            iterations[active] += 1
-            adv = self.step(adv.detach(), x[active], class_grad, mask[active], context).detach()
-        self.last_iterations = iterations.cpu()
-        self.last_ever_adversarial = ever.cpu()
-        return result
+    def init_state(self, x, mask, generator):
+        self._context = self.begin(x, mask, generator)
+        return {"clean": x}
+
+    def update(self, delta, grad, mask, state):
+        """SMART's step from ``clean + delta``; ``grad`` ascends CE, so SMART's descent gradient is ``-grad``."""
+        clean = state["clean"]
+        return self.step(clean + delta, clean, -grad, mask, self._context) - clean

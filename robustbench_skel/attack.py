@@ -171,9 +171,16 @@ class IterativeGradientAttack(Attack):
 
     Each iteration costs one forward and one backward pass of the samples still unbroken; a sample
     leaves the batch at the first iterate the victim misclassifies (or classifies as the target), and
-    that iterate is what is returned for it. Subclasses implement :meth:`update` and may override
-    :meth:`loss`, :meth:`init_delta` and :meth:`lookahead` (where the gradient is taken, e.g. the
-    Nesterov point; any in-budget point found adversarial there is returned as the example).
+    that iterate is what is returned for it. A plugin implements :meth:`update` and may override:
+
+    - :meth:`loss` (what to ascend), :meth:`init_delta` (random start) and :meth:`lookahead` (where
+      the gradient is taken, e.g. the Nesterov point; an in-budget point found adversarial there is
+      returned as the example);
+    - the optimisation variable: by default an additive perturbation ``delta`` of the clip; an
+      attack searching another space (bone scales, say) overrides :meth:`init_variable`,
+      :meth:`clips` and :meth:`project_variable`;
+    - :meth:`gradient` (e.g. integrated gradients) and :meth:`init_state` (per-sample tensors kept
+      across iterations, such as momentum or the clean clips; their rows follow the compaction).
     """
 
     random_start: ClassVar[bool] = False
@@ -191,8 +198,8 @@ class IterativeGradientAttack(Attack):
             raise UserError(f"--steps must be a positive integer, got {steps!r}")
         if step_size is None:
             step_size = 2.5 * self.eps / steps  # Madry et al.'s rule of thumb
-        if not (step_size > 0 and math.isfinite(step_size)):
-            raise UserError(f"--step-size must be a positive number of metres, got {step_size!r}")
+        if not (isinstance(step_size, (int, float)) and step_size > 0 and math.isfinite(step_size)):
+            raise UserError(f"--step-size must be a positive number ({self.budget_unit}), got {step_size!r}")
         self.steps = steps
         self.step_size = float(step_size)
 
@@ -208,16 +215,39 @@ class IterativeGradientAttack(Attack):
         return torch.zeros_like(x)
 
     def update(self, delta: torch.Tensor, grad: torch.Tensor, mask: torch.Tensor, state: dict[str, torch.Tensor]) -> torch.Tensor:
-        """One ascent step from ``delta`` given the loss gradient; the base class projects afterwards.
-
-        ``state`` holds per-sample tensors (momentum, say) that persist across iterations; the loop
-        drops the rows of samples that leave the batch.
-        """
+        """One ascent step from ``delta`` given the loss gradient; the base class projects afterwards."""
         return delta + self.step_size * normalize_step(grad, mask, self.norm)
 
     def lookahead(self, delta: torch.Tensor, state: dict[str, torch.Tensor]) -> torch.Tensor:
-        """The perturbation at which the next gradient is taken (default: the iterate itself)."""
+        """The variable at which the next gradient is taken (default: the iterate itself)."""
         return delta
+
+    # --- the optimisation variable (default: an additive perturbation) ----------------------
+    def init_variable(self, x: torch.Tensor, mask: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        return self.project_variable(self.init_delta(x, mask, generator), mask)
+
+    def init_state(self, x: torch.Tensor, mask: torch.Tensor, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        """Per-sample tensors (first axis = samples) that persist across iterations."""
+        return {}
+
+    def clips(self, x: torch.Tensor, variable: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The clips the variable stands for (differentiable in ``variable``)."""
+        return x + variable
+
+    def project_variable(self, variable: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The variable brought back into the budget after a step."""
+        return project(variable, mask, self.norm, self.eps)
+
+    def gradient(
+        self, model: nn.Module, x: torch.Tensor, variable: torch.Tensor, mask: torch.Tensor,
+        labels: torch.Tensor, targets: torch.Tensor | None, state: dict[str, torch.Tensor],
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Gradient of the summed loss w.r.t. ``variable``, and the (detached) logits and clips at it."""
+        v = variable.detach().requires_grad_(True)
+        clips = self.clips(x, v, mask)
+        logits = model(clips)
+        (grad,) = torch.autograd.grad(self.loss(logits, labels, targets).sum(), v)
+        return grad, logits.detach(), clips.detach()
 
     def run(self, model, x, labels, targets, mask, generator):
         n = x.shape[0]
@@ -225,32 +255,32 @@ class IterativeGradientAttack(Attack):
         iterations = torch.zeros(n, dtype=torch.long, device=x.device)
         ever = torch.zeros(n, dtype=torch.bool, device=x.device)
         active = torch.arange(n, device=x.device)
-        delta = project(self.init_delta(x, mask, generator), mask, self.norm, self.eps)
-        state: dict[str, torch.Tensor] = {}
+        variable = self.init_variable(x, mask, generator)
+        state = self.init_state(x, mask, generator)
         plain = type(self).lookahead is IterativeGradientAttack.lookahead
         for it in range(self.steps + 1):
-            probe = delta if plain or it == self.steps else project(self.lookahead(delta, state), mask[active], self.norm, self.eps)
-            x_cur = (x[active] + probe).requires_grad_(it < self.steps)
-            logits = model(x_cur)
+            m, xa, lab = mask[active], x[active], labels[active]
             tgt = targets[active] if targets is not None else None
-            done = is_adversarial(logits.detach(), labels[active], tgt)
-            ever[active] |= done
-            if it == self.steps:
-                x_adv[active] = x_cur.detach()
+            if it == self.steps:  # the last iterate: one more forward decides, no gradient needed
+                with torch.no_grad():
+                    clips = self.clips(xa, variable, m)
+                    done = is_adversarial(model(clips), lab, tgt)
+                ever[active] |= done
+                x_adv[active] = clips
                 break
+            probe = variable if plain else self.project_variable(self.lookahead(variable, state), m)
+            grad, logits, clips = self.gradient(model, xa, probe, m, lab, tgt, state)
+            done = is_adversarial(logits, lab, tgt)
+            ever[active] |= done
             if done.any():
-                x_adv[active[done]] = x_cur.detach()[done]
-            loss = self.loss(logits, labels[active], tgt).sum()
-            (grad,) = torch.autograd.grad(loss, x_cur)
-            if done.any():
+                x_adv[active[done]] = clips[done]
                 keep = ~done
-                active, delta, grad = active[keep], delta[keep], grad[keep]
+                active, variable, grad, m = active[keep], variable[keep], grad[keep], m[keep]
                 state = {k: v[keep] for k, v in state.items()}
                 if active.numel() == 0:
                     break
             iterations[active] += 1
-            m = mask[active]
-            delta = project(self.update(delta, grad, m, state), m, self.norm, self.eps)
+            variable = self.project_variable(self.update(variable, grad, m, state), m).detach()
         self.last_iterations = iterations.cpu()
         self.last_ever_adversarial = ever.cpu()
         return x_adv

@@ -140,7 +140,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from .record import validate_record  # noqa: F401  (imported early so a broken install fails here)
     from .report import format_run_summary
     from .runner import RunConfig, run_benchmark
 

@@ -9,7 +9,6 @@ from robustbench_skel.attack import is_adversarial
 from robustbench_skel.cli import main
 from robustbench_skel.record import read_record
 from robustbench_skel.registry import ATTACKS
-from robustbench_skel.victims import stgcn  # noqa: F401
 
 import robustbench_skel.attacks.autoattack as aa
 from conftest import make_clips

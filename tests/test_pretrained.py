@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-import torch
 
 from robustbench_skel.checkpoint import sha256_file
 from robustbench_skel.cli import main

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 import torch
 
 import robustbench_skel.victims.sgn  # noqa: F401  (registers the victim)
