@@ -25,7 +25,7 @@ from .errors import UserError
 from .layout import SkeletonLayout
 from .registry import VICTIMS
 
-__all__ = ["Victim", "LoadedVictim", "create_victim", "load_victim", "model_card", "pretrained_weights_path"]
+__all__ = ["Victim", "LoadedVictim", "create_victim", "load_victim", "model_card", "pretrained_weights"]
 
 
 class Victim(nn.Module):
@@ -91,18 +91,28 @@ def model_card(name: str) -> dict:
     return json.loads(path.read_text())
 
 
-def pretrained_weights_path(name: str, dataset: str) -> tuple[Path, dict]:
-    """Path and card entry of the shipped weights of ``name`` trained on ``dataset``."""
+def _weights_file(name: str) -> Path:
+    path = Path(str(resources.files("robustbench_skel.victims").joinpath("weights", name)))
+    if not path.is_file():
+        raise UserError(f"the shipped weights file {name} is missing from the installation; reinstall the package")
+    return path
+
+
+def pretrained_weights(name: str, dataset: str) -> tuple[list[tuple[str | None, Path, str]], dict]:
+    """The shipped weights of ``name`` trained on ``dataset``: ``[(part or None, path, sha256)]`` and the card entry.
+
+    A multi-stream victim's entry lists one file per part (``"parts": {"joint": {...}, "bone": {...}}``),
+    so that a stream trained once serves both its single-stream victim and the ensemble.
+    """
     entry = model_card(name).get("pretrained", {}).get(dataset)
     if not entry:
         raise UserError(
             f"no pretrained {name} weights ship for dataset {dataset!r}; "
             f"pass --checkpoint PATH or train them with: python -m robustbench_skel train --victim {name} --dataset {dataset}"
         )
-    path = Path(str(resources.files("robustbench_skel.victims").joinpath("weights", entry["file"])))
-    if not path.is_file():
-        raise UserError(f"the shipped weights file {entry['file']} is missing from the installation; reinstall the package")
-    return path, entry
+    if "parts" in entry:
+        return [(part, _weights_file(spec["file"]), spec["sha256"]) for part, spec in entry["parts"].items()], entry
+    return [(None, _weights_file(entry["file"]), entry["sha256"])], entry
 
 
 @dataclass
@@ -154,11 +164,16 @@ def load_victim(
     cls = VICTIMS.get(name)
     pretrained_on = None
     if checkpoint is None:
-        path, entry = pretrained_weights_path(name, dataset)
-        digest = sha256_file(path)
-        if digest != entry["sha256"]:
-            raise UserError(f"the shipped weights {path.name} do not match their sha256 in the model card; reinstall the package")
-        state, label, pretrained_on = read_state_dict(path), f"{name}:{dataset}", dataset
+        files, _ = pretrained_weights(name, dataset)
+        state = {}
+        for part, path, expected in files:
+            if sha256_file(path) != expected:
+                raise UserError(f"the shipped weights {path.name} do not match their sha256 in the model card; reinstall the package")
+            prefix = f"{part}." if part else ""
+            state.update({prefix + k: v for k, v in read_state_dict(path).items()})
+        hashes = [expected for _, _, expected in files]
+        digest = hashes[0] if len(hashes) == 1 else hashlib.sha256("\n".join(hashes).encode()).hexdigest()
+        label, pretrained_on = f"{name}:{dataset}", dataset
     else:
         state, label, digest = _read_checkpoints(cls, checkpoint)
     head = state.get(cls.head_key) if cls.head_key else None

@@ -10,7 +10,7 @@ from robustbench_skel.evaluator import predict
 from robustbench_skel.record import read_record
 from robustbench_skel.registry import VICTIMS
 from robustbench_skel.runner import load_dataset
-from robustbench_skel.victim import load_victim, model_card, pretrained_weights_path
+from robustbench_skel.victim import load_victim, model_card, pretrained_weights
 
 SHIPPED = [name for name in VICTIMS.names() if "synth" in model_card(name).get("pretrained", {})]
 
@@ -21,9 +21,10 @@ def test_stgcn_ships_synth_weights():
 
 @pytest.mark.parametrize("name", SHIPPED)
 def test_shipped_weights_match_their_card(name):
-    path, entry = pretrained_weights_path(name, "synth")
-    assert sha256_file(path) == entry["sha256"]
-    assert entry["command"].startswith(f"python -m robustbench_skel train --victim {name}")
+    files, entry = pretrained_weights(name, "synth")
+    for _, path, expected in files:
+        assert sha256_file(path) == expected
+    assert entry["command"].startswith("python -m robustbench_skel train --victim ")
     assert 0.9 <= entry["clean_test_accuracy"] <= 1.0
 
 
@@ -45,7 +46,7 @@ def test_default_victim_runs_end_to_end(tmp_path, capsys):
     out = capsys.readouterr().out
     assert code == 0
     record = read_record(out.strip().splitlines()[-1])
-    path, entry = pretrained_weights_path("stgcn", "synth")
-    assert record["victim"]["checkpoint_sha256"] == entry["sha256"]
+    files, entry = pretrained_weights("stgcn", "synth")
+    assert record["victim"]["checkpoint_sha256"] == entry["sha256"] == files[0][2]
     assert record["victim"]["pretrained_on"] == "synth"
     assert record["dataset"]["synthetic"] is True

@@ -218,3 +218,20 @@ def test_a_few_training_steps_run_with_finite_gradients():
         optimizer.step()
         losses.append(loss.item())
     assert all(np.isfinite(losses)) and min(losses[1:]) < losses[0]
+
+
+def test_two_stream_is_the_sum_of_the_joint_and_bone_victims():
+    from robustbench_skel.layout import NTU25
+    from robustbench_skel.victim import create_victim
+
+    from conftest import make_clips
+
+    torch.manual_seed(0)
+    joint = create_victim("agcn", 12, NTU25).eval()
+    bone = create_victim("agcn-bone", 12, NTU25).eval()
+    both = create_victim("agcn-2s", 12, NTU25).eval()
+    both.joint.load_state_dict(joint.state_dict())
+    both.bone.load_state_dict(bone.state_dict())
+    x = make_clips(n=2, t=12)
+    with torch.no_grad():
+        assert torch.allclose(both(x), joint(x) + bone(x), atol=1e-5)

@@ -303,6 +303,21 @@ class AGCN(PersonSlotNetwork):
         return x.mean(dim=(2, 3))
 
 
+class BoneStreamMixin:
+    """The bone stream of a two-stream model as a victim of its own: the same network fed
+    ``joint - reference joint`` of the normalised joints (the official bone-stream models)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.network(preprocess.bone_stream(pre_normalization(x)))
+
+
+@VICTIMS.register("agcn-bone")
+class AGCNBone(BoneStreamMixin, AGCN):
+    """2s-AGCN bone stream alone (the second half of ``agcn-2s``)."""
+
+    description = "2s-AGCN (CVPR 2019) bone stream: the AGCN on bone vectors of the view-normalised joints"
+
+
 @VICTIMS.register("agcn-2s")
 class AGCN2s(TwoStream):
     """2s-AGCN joint + bone ensemble (two ``agcn`` networks, logits summed)."""

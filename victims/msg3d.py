@@ -25,7 +25,7 @@ from torch import nn
 from robustbench_skel.layout import SkeletonLayout
 from robustbench_skel.registry import VICTIMS
 
-from .agcn import PersonSlotNetwork, TwoStream
+from .agcn import BoneStreamMixin, PersonSlotNetwork, TwoStream
 
 __all__ = ["MSG3D", "MSG3D2s", "k_hop_adjacency", "multiscale_adjacency", "spacetime_adjacency"]
 
@@ -255,6 +255,13 @@ class MSG3D(PersonSlotNetwork):
             x = F.relu(getattr(self, f"sgcn{i}")(x) + getattr(self, f"gcn3d{i}")(x))
             x = getattr(self, f"tcn{i}")(x)
         return x.mean(dim=(2, 3))
+
+
+@VICTIMS.register("msg3d-bone")
+class MSG3DBone(BoneStreamMixin, MSG3D):
+    """MS-G3D bone stream alone (the second half of ``msg3d-2s``)."""
+
+    description = "MS-G3D (CVPR 2020) bone stream: the network on bone vectors of the view-normalised joints"
 
 
 @VICTIMS.register("msg3d-2s")
