@@ -82,16 +82,23 @@ def center_per_frame(x: torch.Tensor, joint: int = 1, person: int = 0) -> torch.
 
 
 def loop_pad(x: torch.Tensor) -> torch.Tensor:
-    """Fill each person's trailing empty frames by repeating its present frames from the start (2s-AGCN).
+    """Fill each person's trailing empty frames by looping its frames, as 2s-AGCN's ``pre_normalization``.
 
-    Assumes present frames are contiguous from frame 0, as in the official files; empty persons stay empty.
+    The official step first moves a person's present frames to the start when its frame 0 is empty
+    (a body that enters late), then fills the frames after the last present one with frames
+    ``0, 1, ...`` of the recorded span (gaps inside it included). Empty persons stay empty.
     """
     n, c, t, v, m = x.shape
-    lengths = person_lengths(x)  # (N, M)
-    steps = torch.arange(t, device=x.device)[None, :, None]  # (1, T, 1)
-    safe = lengths.clamp_min(1)[:, None, :]
-    index = torch.where(steps < safe, steps, steps % safe)  # (N, T, M)
-    index = index[:, None, :, None, :].expand(n, c, t, v, m)
+    present = frame_mask(x)[:, 0, :, 0, :].transpose(1, 2).bool()  # (N, M, T)
+    steps = torch.arange(t, device=x.device)
+    # present frames first (stable), for persons whose first frame is empty; identity otherwise
+    compact = torch.sort((~present).to(torch.uint8), dim=2, stable=True).indices
+    late = ~present[:, :, :1]
+    source = torch.where(late, compact, steps)
+    shifted = torch.gather(present, 2, source)
+    span = torch.where(shifted, steps + 1, 0).amax(dim=2, keepdim=True).clamp_min(1)  # last present + 1
+    index = torch.gather(source, 2, torch.where(steps < span, steps, steps % span))  # (N, M, T)
+    index = index.transpose(1, 2)[:, None, :, None, :].expand(n, c, t, v, m)
     return torch.gather(x, 2, index)
 
 

@@ -56,6 +56,14 @@ def test_loop_pad_repeats_present_frames():
     assert out[..., 1].eq(0).all(), "an empty person stays empty"
 
 
+def test_loop_pad_moves_a_late_body_to_the_start_like_the_official_step():
+    x = torch.zeros(1, 3, 8, 25, 1)
+    x[0, :, 3:6] = torch.arange(1.0, 4.0)[None, :, None, None]  # present in frames 3..5 only
+    out = P.loop_pad(x)
+    # official: frames 3..5 move to 0..2, then 0..2 repeat to fill the clip
+    assert out[0, 0, :, 0, 0].tolist() == [1, 2, 3, 1, 2, 3, 1, 2]
+
+
 def test_center_per_frame_and_translate():
     x = _clips()
     centred = P.center_per_frame(x, joint=1)

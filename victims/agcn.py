@@ -40,28 +40,6 @@ __all__ = ["AGCN", "AGCN2s", "PersonSlotNetwork", "TwoStream", "pre_normalizatio
 # The official offline NTU normalisation (2s-AGCN data_gen: ntu_gendata.py + preprocess.py), in torch.
 
 
-def _official_loop_pad(x: torch.Tensor) -> torch.Tensor:
-    """Fill each person's trailing empty frames by looping its frames, exactly as ``pre_normalization``.
-
-    The official step first moves a person's present frames to the start when its frame 0 is empty
-    (a body that enters late), then fills the frames after the last present one with frames
-    ``0, 1, ...`` of the recorded span (gaps inside it included). When the present frames are
-    contiguous from frame 0 this is ``preprocess.loop_pad``; the general case is written here.
-    """
-    n, c, t, v, m = x.shape
-    present = preprocess.frame_mask(x)[:, 0, :, 0, :].transpose(1, 2).bool()  # (N, M, T)
-    steps = torch.arange(t, device=x.device)
-    # present frames first (stable), for persons whose first frame is empty; identity otherwise
-    compact = torch.sort((~present).to(torch.uint8), dim=2, stable=True).indices
-    late = ~present[:, :, :1]
-    source = torch.where(late, compact, steps)
-    shifted = torch.gather(present, 2, source)
-    span = torch.where(shifted, steps + 1, 0).amax(dim=2, keepdim=True).clamp_min(1)  # last present + 1
-    index = torch.gather(source, 2, torch.where(steps < span, steps, steps % span))  # (N, M, T)
-    index = index.transpose(1, 2)[:, None, :, None, :].expand(n, c, t, v, m)
-    return torch.gather(x, 2, index)
-
-
 def pre_normalization(x: torch.Tensor) -> torch.Tensor:
     """The 2s-AGCN / MS-G3D NTU normalisation of raw clips ``(N, 3, T, V, M)`` in metres.
 
@@ -77,7 +55,7 @@ def pre_normalization(x: torch.Tensor) -> torch.Tensor:
     official pre-normalised files (whose centring and rotation make raw motion energies
     unrecoverable) pass through unchanged in person order.
     """
-    x = _official_loop_pad(x)
+    x = preprocess.loop_pad(x)
     x = preprocess.center_per_frame(x, joint=1, person=0)
     return preprocess.align_body_axes(x, z_joints=(0, 1), x_joints=(4, 8), person=0, frame=0)
 
