@@ -52,7 +52,7 @@ def proportion(count: int, n: int) -> dict[str, Any]:
 
 
 def _summary(values: np.ndarray) -> dict[str, Any]:
-    mean, lo, hi = mean_interval(values)
+    mean, lo, hi = mean_interval(values, nonnegative=True)  # distances, deviations
     return {
         "value": mean,
         "ci95": [lo, hi],

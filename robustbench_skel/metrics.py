@@ -96,8 +96,13 @@ def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[f
     return (max(0.0, centre - half), min(1.0, centre + half))
 
 
-def mean_interval(values: Sequence[float] | np.ndarray, confidence: float = 0.95) -> tuple[float, float, float]:
-    """Mean and Student-t confidence interval ``(mean, low, high)``; a single value has a zero-width interval."""
+def mean_interval(values: Sequence[float] | np.ndarray, confidence: float = 0.95,
+                  nonnegative: bool = False) -> tuple[float, float, float]:
+    """Mean and Student-t confidence interval ``(mean, low, high)``; a single value has a zero-width interval.
+
+    ``nonnegative``: the quantity cannot be below zero (every imperceptibility metric), so the interval
+    is clipped there; with a few skewed values the symmetric t interval would otherwise reach below it.
+    """
     v = np.asarray(values, dtype=np.float64)
     if v.size == 0:
         return (math.nan, math.nan, math.nan)
@@ -105,4 +110,5 @@ def mean_interval(values: Sequence[float] | np.ndarray, confidence: float = 0.95
     if v.size == 1:
         return (mean, mean, mean)
     half = float(stats.t.ppf(0.5 + confidence / 2, v.size - 1) * v.std(ddof=1) / math.sqrt(v.size))
-    return (mean, mean - half, mean + half)
+    low = max(0.0, mean - half) if nonnegative else mean - half
+    return (mean, low, mean + half)

@@ -33,7 +33,8 @@ def fmt_num(x: float | None, unit: str = "") -> str:
 def threat_setting(attack: dict[str, Any]) -> str:
     norm = {"linf": "L-inf", "l2": "L2"}.get(attack.get("norm"), attack.get("norm"))
     mode = "targeted" if attack.get("targeted") else "untargeted"
-    return f"{norm} eps={attack['eps']:g} m, {mode}"
+    unit = " m" if attack.get("norm") in ("linf", "l2") else ""  # bone-scale: a relative length change
+    return f"{norm} eps={attack['eps']:g}{unit}, {mode}"
 
 
 def _proportion_line(label: str, m: dict[str, Any]) -> str:

@@ -327,3 +327,10 @@ def test_attack_specific_options(tmp_path, capsys, tiny_checkpoint):
     _assert_one_line_error(code, out, err, "has no --attack-opt decay=... option")
     code, out, err = _run(capsys, "run", "--attack", "pgd", "--attack-opt", "nonsense", "--results-dir", str(results))
     _assert_one_line_error(code, out, err, "key=value")
+
+
+def test_threat_setting_gives_metres_only_to_distance_budgets():
+    from robustbench_skel.report import threat_setting
+
+    assert threat_setting({"norm": "linf", "eps": 0.01, "targeted": False}) == "L-inf eps=0.01 m, untargeted"
+    assert threat_setting({"norm": "bone-scale", "eps": 0.1, "targeted": True}) == "bone-scale eps=0.1, targeted"

@@ -81,3 +81,10 @@ def test_mean_interval_contains_the_mean_and_shrinks_with_n():
     assert small[1] < small[0] < small[2]
     assert (large[2] - large[1]) < (small[2] - small[1])
     assert mean_interval([2.0]) == (2.0, 2.0, 2.0)
+
+
+def test_mean_interval_of_a_nonnegative_quantity_stays_nonnegative():
+    skewed = [0.01, 0.02, 0.01, 4.0]  # four successes, one far off: the t interval reaches below zero
+    assert mean_interval(skewed)[1] < 0
+    mean, low, high = mean_interval(skewed, nonnegative=True)
+    assert low == 0.0 and high == mean_interval(skewed)[2]
