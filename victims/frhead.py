@@ -11,7 +11,7 @@ the training-only ``ren_*`` keys the released ``runs.pt`` files hold (72 keys fo
 The repo's NTU-60 configs use ``num_class: 120``; a released NTU-60 file therefore has a 120-way
 ``fc``, and ``load_victim`` sizes the classifier from the checkpoint (``head_key``). Trained here on
 the synthetic benchmark with plain cross-entropy (the refinement heads are not implemented), the
-synth weights are a CTR-GCN trained independently.
+synth weights are the ctrgcn synth weights (the same file).
 """
 
 from __future__ import annotations
