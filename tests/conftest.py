@@ -107,17 +107,18 @@ def write_npz(path: Path, clips: np.ndarray, labels: np.ndarray, **extra) -> Pat
     return path
 
 
-def assert_a_few_training_steps_lower_the_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> None:
-    """Three SGD steps in train mode: every gradient finite, and the loss falls below its first value."""
-    torch.manual_seed(0)
+
+def training_losses(model: nn.Module, x: torch.Tensor, y: torch.Tensor, optimizer: torch.optim.Optimizer,
+                    steps: int = 3) -> list[float]:
+    """Train-mode optimisation steps, asserting every gradient is finite; the loss of each step."""
     model.train()
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
     losses = []
-    for _ in range(3):
+    for _ in range(steps):
         optimizer.zero_grad()
         loss = nn.functional.cross_entropy(model(x), y)
         loss.backward()
         assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
         optimizer.step()
         losses.append(loss.item())
-    assert all(np.isfinite(losses)) and min(losses[1:]) < losses[0]
+    assert all(np.isfinite(losses))
+    return losses

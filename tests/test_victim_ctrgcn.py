@@ -6,7 +6,6 @@ import logging
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 import robustbench_skel.victims.ctrgcn  # noqa: F401  (registers the victims)
 import robustbench_skel.victims.frhead  # noqa: F401
@@ -15,7 +14,7 @@ from robustbench_skel.layout import HDM05_25, NTU25
 from robustbench_skel.victim import create_victim, load_victim
 from robustbench_skel.victims.ctrgcn import spatial_graph
 
-from conftest import load_manifest, make_clips, random_state_dict
+from conftest import load_manifest, make_clips, random_state_dict, training_losses
 
 
 @pytest.fixture(autouse=True)
@@ -147,12 +146,5 @@ def test_training_steps_run_with_finite_gradients_and_reduce_the_loss():
     model = create_victim("frhead", num_classes=2, layout=NTU25, window=12).train()
     x, y = make_clips(n=4, t=14, seed=3), torch.arange(4) % 2
     opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
-    losses = []
-    for _ in range(4):
-        opt.zero_grad()
-        loss = F.cross_entropy(model(x), y)
-        loss.backward()
-        assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
-        opt.step()
-        losses.append(loss.item())
+    losses = training_losses(model, x, y, opt, steps=4)
     assert min(losses[1:]) < losses[0]

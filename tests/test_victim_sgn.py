@@ -11,7 +11,7 @@ from robustbench_skel.profile import count_macs, count_parameters
 from robustbench_skel.victim import create_victim, load_victim, model_card
 from robustbench_skel.victims.sgn import sgn_segment_indices, sgn_sequence
 
-from conftest import load_manifest, make_clips, random_state_dict
+from conftest import load_manifest, make_clips, random_state_dict, training_losses
 
 
 def _model(num_classes: int = 7, seed: int = 0) -> torch.nn.Module:
@@ -106,14 +106,7 @@ def test_training_steps_run_with_finite_gradients():
     model = create_victim("sgn", num_classes=5, layout=NTU25).train()
     x, y = make_clips(n=4, t=30, seed=3), torch.arange(4)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)  # the official optimizer
-    losses = []
-    for _ in range(5):
-        loss = torch.nn.functional.cross_entropy(model(x), y)
-        opt.zero_grad()
-        loss.backward()
-        assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
-        opt.step()
-        losses.append(loss.item())
+    losses = training_losses(model, x, y, opt, steps=5)
     assert losses[-1] < losses[0]
 
 

@@ -13,7 +13,7 @@ from robustbench_skel.layout import NTU25
 from robustbench_skel.victim import create_victim, model_card
 from robustbench_skel.victims.skateformer import PARTITION_ORDER, PartitionAttention, valid_crop_uniform
 
-from conftest import load_manifest, make_clips, random_state_dict
+from conftest import load_manifest, make_clips, random_state_dict, training_losses
 
 
 @pytest.fixture(autouse=True)
@@ -134,14 +134,7 @@ def test_training_steps_run_with_finite_gradients_and_lower_the_loss():
     model = create_victim("skateformer", num_classes=2, layout=NTU25).train()  # official dropouts on
     x, y = make_clips(n=2, t=20, pad=3, seed=2), torch.arange(2)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    losses = []
-    for _ in range(3):
-        loss = F.cross_entropy(model(x), y)
-        optimizer.zero_grad()
-        loss.backward()
-        assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
-        optimizer.step()
-        losses.append(loss.item())
+    losses = training_losses(model, x, y, optimizer, steps=3)
     assert min(losses[1:]) < losses[0]
 
 

@@ -11,7 +11,7 @@ from robustbench_skel.layout import NTU25
 from robustbench_skel.victim import create_victim, load_victim, model_card
 from robustbench_skel.victims.stgcnpp import pre_normalize_3d, pyskl_spatial_graph
 
-from conftest import load_manifest, make_clips, random_state_dict
+from conftest import load_manifest, make_clips, random_state_dict, training_losses
 
 
 def _model(clip_len: int = 12, num_classes: int = 7, seed: int = 0) -> torch.nn.Module:
@@ -131,14 +131,7 @@ def test_training_steps_decrease_the_loss():
     model = create_victim("stgcnpp", num_classes=3, layout=NTU25, clip_len=12).train()
     x, y = make_clips(n=3, t=24, seed=3), torch.arange(3)
     opt = torch.optim.SGD(model.parameters(), lr=0.01)
-    losses = []
-    for _ in range(3):
-        loss = torch.nn.functional.cross_entropy(model(x), y)
-        opt.zero_grad()
-        loss.backward()
-        assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
-        opt.step()
-        losses.append(loss.item())
+    losses = training_losses(model, x, y, opt, steps=3)
     assert losses[-1] < losses[0]
 
 

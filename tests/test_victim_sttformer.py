@@ -17,7 +17,7 @@ from robustbench_skel.layout import NTU25
 from robustbench_skel.victim import create_victim, model_card
 from robustbench_skel.victims.sttformer import fit_frames
 
-from conftest import load_manifest, make_clips, random_state_dict
+from conftest import load_manifest, make_clips, random_state_dict, training_losses
 
 
 @pytest.fixture(autouse=True)
@@ -128,14 +128,7 @@ def test_training_steps_run_with_finite_gradients_and_lower_the_loss():
     model = create_victim("sttformer", num_classes=2, layout=NTU25, num_frames=6).train()
     x, y = make_clips(n=4, t=16, m=1, pad=3, seed=1), torch.arange(4) % 2  # one person slot: half the cost
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    losses = []
-    for _ in range(4):
-        loss = F.cross_entropy(model(x), y)
-        optimizer.zero_grad()
-        loss.backward()
-        assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
-        optimizer.step()
-        losses.append(loss.item())
+    losses = training_losses(model, x, y, optimizer, steps=4)
     assert min(losses[1:]) < losses[0]
 
 
