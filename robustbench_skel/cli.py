@@ -119,6 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--lr", type=_positive_float, default=None, help="peak learning rate (default: the victim's recipe)")
     train.add_argument("--out", default=None, help="output .pt (default: the user cache)")
     train.add_argument("--half", action="store_true", help="store float16 weights (half the size)")
+    train.add_argument("--resume", action="store_true",
+                       help="continue an interrupted run from OUT.resume (written after every epoch)")
     train.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None,
                        help="bfloat16 autocast while training (default: the victim's recipe, on)")
 
@@ -175,7 +177,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     config = TrainConfig(
         victim=args.victim, dataset=args.dataset or ("npz" if args.data_path else "synth"), data_path=args.data_path,
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed, device=args.device,
-        out=args.out, half=args.half, bf16=args.bf16,
+        out=args.out, half=args.half, bf16=args.bf16, resume=args.resume,
     )
     result = train_victim(config)
     print(f"train accuracy (last epoch) {100 * result.train_accuracy:.1f}%, clean test accuracy {100 * result.test_accuracy:.1f}%")

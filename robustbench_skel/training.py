@@ -2,6 +2,10 @@
 
 Plain supervised training: SGD with Nesterov momentum, cosine learning-rate decay, cross-entropy.
 The final epoch's weights are saved (the test split is only reported, never used to pick weights).
+
+Long runs (the transformer victims take hours on a CPU) survive interruption: after every epoch the whole
+training state (weights, optimiser, schedule, both random generators) goes to ``<out>.resume`` and
+``--resume`` continues from it, giving the same weights as an uninterrupted run.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from .evaluator import predict
 from .runner import load_dataset, resolve_device
 from .victim import create_victim, model_card
 
-__all__ = ["TrainConfig", "TrainResult", "train_victim"]
+__all__ = ["TrainConfig", "TrainResult", "resume_path", "train_victim"]
 
 
 # The recipe of the shipped synth weights unless a victim's card names its own ("train_recipe").
@@ -45,6 +49,7 @@ class TrainConfig:
     out: str | None = None
     half: bool = False
     bf16: bool | None = None
+    resume: bool = False
 
     def resolved(self) -> "TrainConfig":
         recipe = {**DEFAULT_RECIPE, **model_card(self.victim).get("train_recipe", {})}
@@ -63,15 +68,51 @@ class TrainResult:
 
 
 def _save_atomic(state: dict, path: Path) -> None:
+    """Write via a temporary file, so a killed run never leaves a truncated file under the final name.
+
+    Saving through a file object (not a path) keeps the archive's inner folder name fixed, so equal weights
+    give byte-identical files and the same sha256 whatever the temporary name was.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".partial-", suffix=".pt")
-    os.close(fd)
     try:
-        torch.save(state, tmp)
+        with os.fdopen(fd, "wb") as handle:
+            torch.save(state, handle)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+# What must match for a resume state to continue this run (the rest, e.g. the device, may change).
+_RESUME_KEYS = ("victim", "dataset", "data_path", "epochs", "batch_size", "lr", "weight_decay", "seed", "bf16")
+_RESUME_FORMAT = 1
+
+
+def resume_path(out: Path) -> Path:
+    """Where the per-epoch training state of a run writing ``out`` lives."""
+    return out.with_name(out.name + ".resume")
+
+
+def _recipe_of(config: TrainConfig) -> dict:
+    return {k: getattr(config, k) for k in _RESUME_KEYS}
+
+
+def _load_resume_state(path: Path, config: TrainConfig) -> dict | None:
+    if not path.is_file():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise UserError(f"cannot read the resume state {path} ({type(exc).__name__}); delete it to start afresh") from None
+    if not isinstance(state, dict) or state.get("format") != _RESUME_FORMAT:
+        raise UserError(f"{path} is not a resume state of this version; delete it to start afresh")
+    saved, wanted = state["recipe"], _recipe_of(config)
+    differ = [f"{k} {saved.get(k)!r} vs {wanted[k]!r}" for k in _RESUME_KEYS if saved.get(k) != wanted[k]]
+    if differ:
+        raise UserError(f"{path} belongs to a different run ({'; '.join(differ)}); "
+                        "use the same settings, or delete it to start afresh")
+    return state
 
 
 def default_output(victim: str, dataset: str) -> Path:
@@ -99,12 +140,27 @@ def train_victim(config: TrainConfig, progress: bool = True) -> TrainResult:
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
         optimizer, max_lr=config.lr, total_steps=config.epochs * steps_per_epoch, pct_start=0.1, anneal_strategy="cos"
     )
-    started = time.perf_counter()
+    path = Path(config.out) if config.out else default_output(config.victim, config.dataset)
+    checkpoint = resume_path(path)
+    first_epoch, train_acc, seconds_before = 0, 0.0, 0.0
+    saved = _load_resume_state(checkpoint, config) if config.resume else None
+    if saved is not None:
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        scheduler.load_state_dict(saved["scheduler"])
+        rng.bit_generator.state = saved["numpy_rng"]
+        torch.set_rng_state(saved["torch_rng"])
+        if device.type == "cuda" and saved.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state(saved["cuda_rng"], device)
+        first_epoch, train_acc, seconds_before = saved["epoch"], saved["train_accuracy"], saved["seconds"]
+    started = time.perf_counter() - seconds_before
     from tqdm import tqdm
 
-    bar = tqdm(total=config.epochs * steps_per_epoch, desc=f"train {config.victim} on {config.dataset}", unit="batch", disable=not progress)
-    train_acc = 0.0
-    for epoch in range(config.epochs):
+    bar = tqdm(total=config.epochs * steps_per_epoch, initial=first_epoch * steps_per_epoch,
+               desc=f"train {config.victim} on {config.dataset}", unit="batch", disable=not progress)
+    if first_epoch:
+        bar.write(f"resuming after epoch {first_epoch}/{config.epochs} from {checkpoint}")
+    for epoch in range(first_epoch, config.epochs):
         model.train()
         order = rng.permutation(len(train))
         correct = 0
@@ -123,12 +179,18 @@ def train_victim(config: TrainConfig, progress: bool = True) -> TrainResult:
             bar.set_postfix(epoch=epoch + 1, loss=f"{loss.item():.3f}")
         train_acc = correct / len(train)
         bar.write(f"epoch {epoch + 1}/{config.epochs}: train accuracy {100 * train_acc:.1f}%")
+        _save_atomic({
+            "format": _RESUME_FORMAT, "recipe": _recipe_of(config), "epoch": epoch + 1, "train_accuracy": train_acc,
+            "seconds": time.perf_counter() - started, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(), "numpy_rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+        }, checkpoint)
     bar.close()
     model.eval()
     state = {k: (v.half() if config.half and v.is_floating_point() else v).cpu() for k, v in model.state_dict().items()}
     model.load_state_dict(state)  # evaluate exactly the weights that are saved (fp16-rounded with --half)
     test_acc = float((predict(model, x_test, 64, device) == y_test).float().mean())
-    path = Path(config.out) if config.out else default_output(config.victim, config.dataset)
     _save_atomic(state, path)
+    checkpoint.unlink(missing_ok=True)
     return TrainResult(path=path, sha256=sha256_file(path), test_accuracy=test_acc, train_accuracy=train_acc,
                        seconds=time.perf_counter() - started, config=config)

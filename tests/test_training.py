@@ -1,0 +1,83 @@
+"""Training: an interrupted run resumed with --resume gives the weights of an uninterrupted one."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from robustbench_skel import training
+from robustbench_skel.cli import main
+from robustbench_skel.training import TrainConfig, resume_path, train_victim
+
+
+def _config(out, **overrides) -> TrainConfig:
+    settings = dict(victim="tiny-test-victim", epochs=3, lr=0.05, bf16=False, out=str(out), device="cpu", resume=True)
+    return TrainConfig(**{**settings, **overrides})
+
+
+def _interrupt_after_epochs(monkeypatch, epochs: int) -> None:
+    """Make the run die (as a killed session would) right after the resume state of ``epochs`` is written."""
+    real_save, saves = training._save_atomic, []
+
+    def save(state, path):
+        real_save(state, path)
+        saves.append(path)
+        if len(saves) == epochs:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(training, "_save_atomic", save)
+
+
+def test_resumed_run_equals_uninterrupted_run(tmp_path, monkeypatch):
+    straight = train_victim(_config(tmp_path / "straight.pt"), progress=False)
+    assert not resume_path(straight.path).exists(), "a finished run leaves no resume state behind"
+
+    out = tmp_path / "resumed.pt"
+    with monkeypatch.context() as mp:
+        _interrupt_after_epochs(mp, 1)
+        with pytest.raises(KeyboardInterrupt):
+            train_victim(_config(out), progress=False)
+    assert not out.exists() and resume_path(out).is_file()
+    assert torch.load(resume_path(out), weights_only=True)["epoch"] == 1
+
+    resumed = train_victim(_config(out), progress=False)
+    first = torch.load(straight.path, weights_only=True)
+    second = torch.load(resumed.path, weights_only=True)
+    assert first.keys() == second.keys()
+    assert all(torch.equal(first[k], second[k]) for k in first)
+    assert resumed.sha256 == straight.sha256
+    assert not resume_path(out).exists()
+
+
+def test_without_resume_a_stale_state_is_ignored(tmp_path, monkeypatch):
+    out = tmp_path / "w.pt"
+    with monkeypatch.context() as mp:
+        _interrupt_after_epochs(mp, 1)
+        with pytest.raises(KeyboardInterrupt):
+            train_victim(_config(out, epochs=2), progress=False)
+    fresh = train_victim(_config(out, epochs=2, resume=False), progress=False)
+    reference = train_victim(_config(tmp_path / "ref.pt", epochs=2, resume=False), progress=False)
+    assert fresh.sha256 == reference.sha256
+
+
+def test_resume_with_other_settings_is_refused_in_one_line(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "w.pt"
+    with monkeypatch.context() as mp:
+        _interrupt_after_epochs(mp, 1)
+        with pytest.raises(KeyboardInterrupt):
+            train_victim(_config(out), progress=False)
+    code = main(["train", "--victim", "tiny-test-victim", "--epochs", "4", "--lr", "0.05", "--no-bf16",
+                 "--device", "cpu", "--out", str(out), "--resume"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1
+    assert "epochs 3 vs 4" in err and "delete it" in err
+    assert not out.exists() and resume_path(out).is_file(), "a refused resume must not touch the state"
+
+
+def test_unreadable_resume_state_is_a_clear_error(tmp_path, capsys):
+    out = tmp_path / "w.pt"
+    resume_path(out).write_bytes(b"not a torch file")
+    code = main(["train", "--victim", "tiny-test-victim", "--epochs", "1", "--device", "cpu", "--out", str(out), "--resume"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "resume state" in err and "Traceback" not in err
+    assert not out.exists()
