@@ -11,7 +11,7 @@ import robustbench_skel.victims.skateformer  # noqa: F401  (registers the victim
 from robustbench_skel.hparams import constructor_arguments
 from robustbench_skel.layout import NTU25
 from robustbench_skel.victim import create_victim, model_card
-from robustbench_skel.victims.skateformer import PARTITION_ORDER, PartitionAttention, valid_crop_uniform
+from robustbench_skel.victims.skateformer import PARTITION_ORDER, PartitionAttention, UniformMaskDropout, valid_crop_uniform
 
 from conftest import load_manifest, make_clips, random_state_dict, training_losses
 
@@ -148,3 +148,18 @@ def test_card_matches_the_model_and_constructor_arguments_round_trip(name):
     assert args["type_1_size"] == ((8, 8) if name == "skateformer" else (8, 4))
     rebuilt = create_victim(name, **args)
     assert rebuilt.type_3_size == model.type_3_size and list(rebuilt.state_dict()) == list(model.state_dict())
+
+
+def test_uniform_mask_dropout_matches_dropout_in_distribution_and_is_identity_in_eval():
+    torch.manual_seed(0)
+    drop = UniformMaskDropout(0.5)
+    x = torch.ones(400, 500, requires_grad=True)
+    y = drop(x)
+    kept = y != 0
+    assert set(torch.unique(y).tolist()) == {0.0, 2.0}, "kept entries are scaled by 1 / (1 - p)"
+    assert abs(kept.float().mean().item() - 0.5) < 0.01
+    y.sum().backward()
+    assert torch.equal(x.grad, y.detach()), "the gradient flows only through the kept entries, scaled alike"
+    drop.eval()
+    assert drop(x) is x
+    assert UniformMaskDropout(0.0).train()(x) is x
