@@ -36,6 +36,8 @@ from robustbench_skel.layout import SkeletonLayout
 from robustbench_skel.registry import VICTIMS
 from robustbench_skel.victim import Victim
 
+from .ctrgcn import TemporalConv
+
 __all__ = ["InfoGCN", "align_skeleton", "relative_mode_matrix", "INFOGCN_NTU_EDGES"]
 
 # InfoGCN's NTU graph, (parent, child), 1-based (graph/ntu_rgb_d.py): ST-GCN's topology oriented
@@ -82,19 +84,6 @@ def align_skeleton(x: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
     return torch.einsum("nijm,njtvm->nitvm", basis, x) * present[:, :, None, None, :].to(x.dtype)
 
 
-class UnitTCN(nn.Module):
-    """Temporal convolution + BatchNorm (the official ``UnitTCN`` / ``TemporalConv``)."""
-
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 1, stride: int = 1, dilation: int = 1) -> None:
-        super().__init__()
-        pad = (kernel_size + (kernel_size - 1) * (dilation - 1) - 1) // 2
-        self.conv = nn.Conv2d(in_channels, out_channels, (kernel_size, 1), (stride, 1), (pad, 0), (dilation, 1))
-        self.bn = nn.BatchNorm2d(out_channels)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.bn(self.conv(x))
-
-
 class MultiScaleTCN(nn.Module):
     """Four branches of ``out/4`` channels: 5x1 convolutions with dilation 1 and 2, a 3x1 max-pool, a 1x1 conv; ReLU."""
 
@@ -105,7 +94,7 @@ class MultiScaleTCN(nn.Module):
         def entry() -> list[nn.Module]:
             return [nn.Conv2d(channels, c, 1), nn.BatchNorm2d(c), nn.ReLU(inplace=True)]
 
-        branches = [nn.Sequential(*entry(), UnitTCN(c, c, kernel_size, stride, d)) for d in dilations]
+        branches = [nn.Sequential(*entry(), TemporalConv(c, c, kernel_size, stride, d)) for d in dilations]
         branches.append(nn.Sequential(*entry(), nn.MaxPool2d((3, 1), (stride, 1), (1, 0)), nn.BatchNorm2d(c)))
         branches.append(nn.Sequential(nn.Conv2d(channels, c, 1, stride=(stride, 1)), nn.BatchNorm2d(c)))
         self.branches = nn.ModuleList(branches)
@@ -175,7 +164,7 @@ class EncodingBlock(nn.Module):
         super().__init__()
         self.agcn = SAGC(in_channels, out_channels, heads, num_joints)
         self.tcn = MultiScaleTCN(out_channels, stride)
-        self.residual = UnitTCN(in_channels, out_channels, 1, stride) if in_channels != out_channels or stride != 1 else None
+        self.residual = TemporalConv(in_channels, out_channels, 1, stride) if in_channels != out_channels or stride != 1 else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.relu(self.tcn(self.agcn(x)) + (x if self.residual is None else self.residual(x)))

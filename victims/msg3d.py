@@ -26,6 +26,7 @@ from robustbench_skel.layout import SkeletonLayout
 from robustbench_skel.registry import VICTIMS
 
 from .agcn import BoneStreamMixin, PersonSlotNetwork, TwoStream
+from .ctrgcn import TemporalConv
 
 __all__ = ["MSG3D", "MSG3D2s", "k_hop_adjacency", "multiscale_adjacency", "spacetime_adjacency"]
 
@@ -98,17 +99,6 @@ class MSGCN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.mlp(_aggregate(x, self.A_powers + self.A_res, self.num_scales))
-
-
-class TemporalConv(nn.Module):
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, dilation: int = 1) -> None:
-        super().__init__()
-        pad = (kernel_size + (kernel_size - 1) * (dilation - 1) - 1) // 2
-        self.conv = nn.Conv2d(in_channels, out_channels, (kernel_size, 1), (stride, 1), (pad, 0), (dilation, 1))
-        self.bn = nn.BatchNorm2d(out_channels)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.bn(self.conv(x))
 
 
 def _tcn_init(module: nn.Module) -> None:
