@@ -190,6 +190,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 def _cmd_list(args: argparse.Namespace) -> int:
     from .registry import ATTACKS, DATASETS, DEFENSES, VICTIMS
+    from .victim import model_card
 
     def show(title: str, registry, describe) -> None:
         print(f"{title}:")
@@ -201,7 +202,11 @@ def _cmd_list(args: argparse.Namespace) -> int:
             print(f"  {name:<{width}}  {describe(obj)}")
         print()
 
-    show("victims", VICTIMS, lambda c: c.description)
+    def weights(name: str) -> str:
+        shipped = sorted(model_card(name).get("pretrained", {}))
+        return f"[weights: {', '.join(shipped)}]" if shipped else "[no shipped weights: --checkpoint]"
+
+    show("victims", VICTIMS, lambda c: f"{weights(c.name)} {c.description}")
     show("attacks", ATTACKS, lambda c: f"[{c.threat_model.value}, {c.norm}] {c.description}")
     show("defenses", DEFENSES, lambda c: c.description)
     show("datasets", DATASETS, lambda c: c.description)

@@ -105,6 +105,9 @@ def test_list_names_every_plugin_kind(capsys):
     assert code == 0
     for word in ("victims:", "attacks:", "defenses:", "datasets:", "stgcn", "pgd-l2", "synth", "SYNTHETIC"):
         assert word in out
+    lines = {line.split()[0]: line for line in out.splitlines() if line.startswith("  ")}
+    assert "[weights: synth]" in lines["stgcn"]
+    assert "[no shipped weights: --checkpoint]" in lines["ctrgcn-tasar-hdm05"]
 
 
 def _assert_one_line_error(code, out, err, *needles):
