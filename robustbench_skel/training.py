@@ -121,6 +121,23 @@ def default_output(victim: str, dataset: str) -> Path:
     return cache_dir() / "weights" / f"{victim}-{dataset}.pt"
 
 
+def storage_state(state: dict[str, torch.Tensor], half: bool) -> dict[str, torch.Tensor]:
+    """The state_dict as saved: on the CPU, floating tensors in float16 when ``half`` is set.
+
+    A tensor with a value beyond float16's range stays float32: rounding it would store ``inf``. This
+    happens to BatchNorm running variances of networks without a softmax (STTFormer's reach about 1e5),
+    and an ``inf`` variance silently zeroes that channel at test time.
+    """
+    limit = torch.finfo(torch.float16).max
+
+    def stored(v: torch.Tensor) -> torch.Tensor:
+        if half and v.is_floating_point() and not (v.numel() and bool(v.abs().max() > limit)):
+            return v.half().cpu()
+        return v.cpu()
+
+    return {k: stored(v) for k, v in state.items()}
+
+
 def train_victim(config: TrainConfig, progress: bool = True) -> TrainResult:
     config = config.resolved()
     if config.epochs < 1 or config.batch_size < 1 or not config.lr > 0:
@@ -187,7 +204,7 @@ def train_victim(config: TrainConfig, progress: bool = True) -> TrainResult:
         }, checkpoint)
     bar.close()
     model.eval()
-    state = {k: (v.half() if config.half and v.is_floating_point() else v).cpu() for k, v in model.state_dict().items()}
+    state = storage_state(model.state_dict(), config.half)
     model.load_state_dict(state)  # evaluate exactly the weights that are saved (fp16-rounded with --half)
     test_acc = float((predict(model, x_test, 64, device) == y_test).float().mean())
     _save_atomic(state, path)

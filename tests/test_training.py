@@ -81,3 +81,16 @@ def test_unreadable_resume_state_is_a_clear_error(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and "resume state" in err and "Traceback" not in err
     assert not out.exists()
+
+
+def test_half_storage_keeps_tensors_beyond_float16_range_in_float32():
+    """A BatchNorm variance of 1e5 stored as float16 would be inf and zero its channel at test time."""
+    bn = torch.nn.BatchNorm1d(3)
+    bn.running_var.copy_(torch.tensor([1.0, 7e4, 2.0]))
+    bn.running_mean.copy_(torch.tensor([0.5, -3.0, 60000.0]))
+    stored = training.storage_state(bn.state_dict(), half=True)
+    assert stored["running_var"].dtype == torch.float32 and torch.equal(stored["running_var"], bn.running_var)
+    assert stored["running_mean"].dtype == torch.float16 and stored["weight"].dtype == torch.float16
+    assert stored["num_batches_tracked"].dtype == torch.int64
+    assert all(torch.isfinite(v).all() for v in stored.values())
+    assert all(v.dtype != torch.float16 for v in training.storage_state(bn.state_dict(), half=False).values())
