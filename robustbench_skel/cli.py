@@ -118,7 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--batch-size", type=_positive_int, default=None, help="default: the victim's recipe (32)")
     train.add_argument("--lr", type=_positive_float, default=None, help="peak learning rate (default: the victim's recipe)")
     train.add_argument("--out", default=None, help="output .pt (default: the user cache)")
-    train.add_argument("--half", action="store_true", help="store float16 weights (half the size)")
+    train.add_argument("--half", action="store_true", help="store float16 weights (half the size; a tensor beyond float16 range stays float32)")
     train.add_argument("--resume", action="store_true",
                        help="continue an interrupted run from OUT.resume (written after every epoch)")
     train.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None,
