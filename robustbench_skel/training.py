@@ -125,7 +125,7 @@ def storage_state(state: dict[str, torch.Tensor], half: bool) -> dict[str, torch
     """The state_dict as saved: on the CPU, floating tensors in float16 when ``half`` is set.
 
     A tensor with a value beyond float16's range stays float32: rounding it would store ``inf``. This
-    happens to BatchNorm running variances of networks without a softmax (STTFormer's reach about 1e5),
+    happens to BatchNorm running variances of networks without a softmax (STTFormer's reach about 1e6 on synth),
     and an ``inf`` variance silently zeroes that channel at test time.
     """
     limit = torch.finfo(torch.float16).max
