@@ -56,7 +56,10 @@ def _check_clip_structure(data: synth.SynthClips, i: int, max_speed: float, seed
     assert spread.max() < 1e-4
     np.testing.assert_allclose(bones.mean(axis=0), expected, rtol=1e-4)
     # plausible placement and motion
-    assert (p[..., 2] > 1.5).all(), "the subject stands in front of the sensor"
+    # In front of the sensor, beyond a Kinect v2's 0.5 m near limit. The spine base stands at 2.3 m or more;
+    # a kick brings a foot up to about a leg's length nearer (1.28 m was the nearest joint over 28,800
+    # random draws), so a bound at 1.5 m, as this test once had, fails on unlucky draws of a correct clip.
+    assert (p[..., 2] > 0.8).all(), "the subject stands in front of the sensor"
     assert (p[:, HEAD, 1] > np.maximum(p[:, L_FOOT, 1], p[:, R_FOOT, 1])).all(), "head above the feet"
     speed = np.linalg.norm(np.diff(p, axis=0), axis=-1) * synth.SYNTH_FPS
     assert speed.max() < max_speed
