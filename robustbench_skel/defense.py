@@ -1,20 +1,49 @@
-"""The defense contract: a plugin that wraps a victim or produces a new one.
+"""The defense contract: a plugin that wraps a victim or produces new weights for it.
 
 A defense is registered by name (``@DEFENSES.register("my-defense")``) and turns a loaded victim
 into the model that is attacked and evaluated. It must keep the victim's input convention (raw
-clips in metres) and output logits, so every attack and metric applies unchanged. Whether a defense
-is attacked adaptively is the attack's business: a white-box attack receives the defended model.
+clips in metres) and output logits, so every attack and metric applies unchanged.
+
+Two kinds:
+
+- ``inference``: wraps the victim (purification, randomized smoothing); :meth:`Defense.apply` returns
+  a module around it.
+- ``training``: new weights for the victim (adversarial training, BEAT's Bayesian heads); trained by
+  the ``defend`` command, shipped or cached, and loaded by :meth:`Defense.apply`.
+
+What an adaptive attacker needs is declared, not guessed: a ``randomized`` defense is attacked with
+EOT (the loss gradient averaged over draws), a non-``differentiable`` one with BPDA (the runner asks
+for the defended model with :meth:`Defense.apply` and ``bpda=True``; the defense then returns a
+model whose backward pass uses its differentiable approximation). The runner records which it used.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
+import torch
 from torch import nn
 
 from .hparams import constructor_arguments
+from .layout import SkeletonLayout
 
-__all__ = ["Defense"]
+__all__ = ["Defense", "DefenseContext"]
+
+
+@dataclass
+class DefenseContext:
+    """What a defense may need to build the defended model: which victim, trained on what, and where."""
+
+    victim: str
+    dataset: str
+    layout: SkeletonLayout
+    num_classes: int
+    fps: float
+    device: torch.device
+    victim_checkpoint_sha256: str | None = None
+    checkpoint: str | None = None  # --defense-checkpoint: the user's defended weights
+    bpda: bool = False  # build the BPDA variant (forward as usual, backward through an approximation)
 
 
 class Defense:
@@ -22,8 +51,11 @@ class Defense:
 
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
+    kind: ClassVar[str] = "inference"  # or "training"
+    randomized: ClassVar[bool] = False  # outputs depend on random draws: attacks average gradients (EOT)
+    differentiable: ClassVar[bool] = True  # False: attacks differentiate through an approximation (BPDA)
 
-    def apply(self, victim: nn.Module) -> nn.Module:
+    def apply(self, victim: nn.Module, context: DefenseContext) -> nn.Module:
         """The defended model: clips ``(N, 3, T, V, M)`` in metres -> logits."""
         raise NotImplementedError
 
@@ -31,4 +63,11 @@ class Defense:
         return constructor_arguments(self)
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "hyperparameters": self.hyperparameters()}
+        """The record's ``defense`` entry; a defense that loads weights adds their sha256 in its override."""
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "randomized": self.randomized,
+            "differentiable": self.differentiable,
+            "hyperparameters": self.hyperparameters(),
+        }
