@@ -15,17 +15,45 @@ from __future__ import annotations
 
 import enum
 import math
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .artefacts import ArtefactStore
 from .budget import NORMS, budget_size, normalize_step, project, random_in_ball, valid_mask
 from .errors import UserError
 from .hparams import constructor_arguments
 
-__all__ = ["ThreatModel", "Attack", "IterativeGradientAttack", "margin_loss", "is_adversarial"]
+__all__ = ["ThreatModel", "Attack", "IterativeGradientAttack", "PrepareContext", "margin_loss", "is_adversarial",
+           "parse_early_stop"]
+
+
+@dataclass
+class PrepareContext:
+    """What :meth:`Attack.prepare` may use: where artefacts live, the device, and how to rebuild them."""
+
+    store: ArtefactStore
+    device: torch.device
+    seed: int = 0
+    progress: bool = False
+    command: str = ""  # the command line that rebuilds this attack's artefacts (recorded with each)
+
+
+def parse_early_stop(text: str) -> str:
+    """``adversarial``, ``none`` or ``margin=K`` (K a non-negative logit margin), else a UserError."""
+    if text in ("adversarial", "none"):
+        return text
+    if text.startswith("margin="):
+        try:
+            kappa = float(text.split("=", 1)[1])
+        except ValueError:
+            kappa = -1.0
+        if kappa >= 0 and math.isfinite(kappa):
+            return f"margin={kappa:g}"
+    raise UserError(f"--early-stop must be adversarial, none or margin=K with K >= 0, got {text!r}")
 
 
 class ThreatModel(str, enum.Enum):
@@ -88,19 +116,39 @@ class Attack:
         # Further per-sample results an attack wants in the record, ``{name: (N,) tensor}``; a cascade
         # reports ``succeeded_by`` (index into ``components()``, -1 for none).
         self.last_extra: dict[str, torch.Tensor] = {}
+        # Set by the runner, not by the user's hyperparameters, and recorded by describe():
+        # when an iterate counts as done ("adversarial": the handed model misclassifies it, the
+        # white-box default; "none": every iteration runs, the transfer default; "margin=K": the
+        # handed model's logit margin reaches K), and how many random draws of a randomized defense
+        # each loss gradient averages (EOT, Athalye et al. 2018).
+        self.early_stop = "adversarial"
+        self.eot_samples = 1
 
     # --- what plugins implement -------------------------------------------------------------
     def run(
         self,
-        model: nn.Module,
+        model: Any,
         x: torch.Tensor,
-        labels: torch.Tensor,
+        labels: torch.Tensor | None,
         targets: torch.Tensor | None,
         mask: torch.Tensor,
         generator: torch.Generator,
     ) -> torch.Tensor:
-        """Return adversarial clips for the batch ``x``. ``mask`` marks the perturbable person-frames."""
+        """Return adversarial clips for the batch ``x``. ``mask`` marks the perturbable person-frames.
+
+        ``model`` is what the threat model hands over (:mod:`robustbench_skel.handed`): the victim or
+        the surrogate ensemble (``nn.Module``), an unlabelled pool (no-box; ``labels`` is then None), or
+        a label oracle (decision-based).
+        """
         raise NotImplementedError
+
+    def prepare(self, handed: Any, context: "PrepareContext") -> list[dict[str, Any]]:
+        """Build (or load from the cache) what the attack trains before attacking, once per run.
+
+        Returns the record entries of the artefacts used (:class:`robustbench_skel.artefacts.ArtefactStore`).
+        The default attack needs nothing.
+        """
+        return []
 
     def components(self) -> list[str]:
         """Names of the sub-attacks of a composite attack (empty for a single attack)."""
@@ -120,7 +168,7 @@ class Attack:
         return constructor_arguments(self)
 
     def describe(self) -> dict[str, Any]:
-        return {
+        described = {
             "name": self.name,
             "threat_model": self.threat_model.value,
             "norm": self.norm,
@@ -129,6 +177,11 @@ class Attack:
             "targeted": self.targeted,
             "hyperparameters": self.hyperparameters(),
         }
+        if self.early_stop != "adversarial":
+            described["early_stop"] = self.early_stop
+        if self.eot_samples != 1:
+            described["eot_samples"] = self.eot_samples
+        return described
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.hyperparameters().items())
@@ -136,20 +189,23 @@ class Attack:
 
     def __call__(
         self,
-        model: nn.Module,
+        model: Any,
         x: torch.Tensor,
-        labels: torch.Tensor,
+        labels: torch.Tensor | None,
         targets: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
     ) -> torch.Tensor:
-        """Attack one batch; returns clips within the budget, on ``x``'s device, detached."""
+        """Attack one batch; returns clips within the budget, on ``x``'s device, detached.
+
+        ``model`` is what the threat model hands over (see :meth:`run`).
+        """
         if self.targeted and targets is None:
             raise ValueError(f"{self.name}: a targeted attack needs targets")
         if not self.targeted:
             targets = None
         device = next((p.device for p in model.parameters()), x.device) if isinstance(model, nn.Module) else x.device
         x_dev = x.detach().to(device)
-        labels = labels.to(device)
+        labels = labels.to(device) if labels is not None else None
         targets = targets.to(device) if targets is not None else None
         if generator is None:
             generator = torch.Generator(device=device).manual_seed(self.seed)
@@ -249,6 +305,29 @@ class IterativeGradientAttack(Attack):
         (grad,) = torch.autograd.grad(self.loss(logits, labels, targets).sum(), v)
         return grad, logits.detach(), clips.detach()
 
+    def _averaged_gradient(self, model, x, variable, mask, labels, targets, state):
+        """:meth:`gradient`, averaged over ``eot_samples`` forward passes of a randomized model (EOT).
+
+        With one draw this is :meth:`gradient` itself, so EOT with ``n = 1`` is the plain attack.
+        """
+        grad, logits, clips = self.gradient(model, x, variable, mask, labels, targets, state)
+        for _ in range(self.eot_samples - 1):
+            g, lg, _ = self.gradient(model, x, variable, mask, labels, targets, state)
+            grad, logits = grad + g, logits + lg
+        n = self.eot_samples
+        return (grad / n, logits / n, clips) if n > 1 else (grad, logits, clips)
+
+    def _done(self, logits: torch.Tensor, labels: torch.Tensor, targets: torch.Tensor | None,
+              fooled: torch.Tensor) -> torch.Tensor:
+        """Which samples leave the batch now, by the run's early-stop rule (see ``early_stop``)."""
+        if self.early_stop == "adversarial":
+            return fooled
+        if self.early_stop == "none":
+            return torch.zeros_like(fooled)
+        kappa = float(self.early_stop.split("=", 1)[1])
+        margin = margin_loss(logits, labels) if targets is None else -margin_loss(logits, targets)
+        return fooled & (margin >= kappa)
+
     def run(self, model, x, labels, targets, mask, generator):
         n = x.shape[0]
         x_adv = x.clone()
@@ -264,14 +343,14 @@ class IterativeGradientAttack(Attack):
             if it == self.steps:  # the last iterate: one more forward decides, no gradient needed
                 with torch.no_grad():
                     clips = self.clips(xa, variable, m)
-                    done = is_adversarial(model(clips), lab, tgt)
-                ever[active] |= done
+                    ever[active] |= is_adversarial(model(clips), lab, tgt)
                 x_adv[active] = clips
                 break
             probe = variable if plain else self.project_variable(self.lookahead(variable, state), m)
-            grad, logits, clips = self.gradient(model, xa, probe, m, lab, tgt, state)
-            done = is_adversarial(logits, lab, tgt)
-            ever[active] |= done
+            grad, logits, clips = self._averaged_gradient(model, xa, probe, m, lab, tgt, state)
+            fooled = is_adversarial(logits, lab, tgt)
+            ever[active] |= fooled
+            done = self._done(logits, lab, tgt, fooled)
             if done.any():
                 x_adv[active[done]] = clips[done]
                 keep = ~done

@@ -1,13 +1,14 @@
 """One benchmark run: dataset -> victim (-> defense) -> attack -> evaluator -> record.
 
-The runner enforces the threat model (a white-box attack is handed the model under evaluation,
-nothing else is implemented yet), fixes the evaluated samples independently of the attack and its
-seed (so different attacks see the same clips), and writes the record only once everything has
-been computed.
+The runner enforces the threat model: it builds what the attack is handed (the victim, surrogates,
+an unlabelled pool or a label oracle; :mod:`robustbench_skel.threats`) and nothing else reaches the
+attack. It fixes the evaluated samples independently of the attack and its seed (so different attacks
+see the same clips), and writes the record only once everything has been computed.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,19 +16,23 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
-from .attack import Attack, ThreatModel
+from .artefacts import ArtefactStore
+from .attack import Attack, PrepareContext, ThreatModel, parse_early_stop
 from .datasets import SkeletonDataset, check_clip_values
-from .defense import Defense
+from .defense import Defense, DefenseContext
 from .errors import UserError
 from .evaluator import BudgetSpec, evaluate_attack, predict
 from .hparams import accepted_arguments
 from .record import SCHEMA_VERSION, command_line, environment, new_run_id, utc_now, write_record
 from .registry import ATTACKS, DATASETS, DEFENSES
-from .sanity import run_sanity_checks
+from .handed import SurrogateEnsemble, SurrogateInfo, UnlabelledPool
+from .threats import DecisionBased, NoBox, ThreatSetting, Transfer, WhiteBox, _Common
 from .victim import LoadedVictim, load_victim
 
-__all__ = ["RunConfig", "RunResult", "resolve_device", "load_dataset", "select_samples", "build_attack", "run_benchmark"]
+__all__ = ["RunConfig", "RunResult", "resolve_device", "load_dataset", "select_samples", "build_attack", "effective_threat_model",
+           "load_surrogates", "build_setting", "run_benchmark"]
 
 # The evaluated samples are the first n of a fixed shuffle of the split, the same for every attack.
 SAMPLE_ORDER_SEED = 0
@@ -54,6 +59,13 @@ class RunConfig:
     sanity_samples: int = 16
     sweep: dict[str, Any] | None = None
     attack_options: dict[str, Any] = field(default_factory=dict)
+    surrogates: list[str] | None = None  # transfer: the surrogate victims' names
+    surrogate_checkpoints: list[str] | None = None  # one per surrogate, or None for the shipped weights
+    early_stop: str | None = None  # None: "adversarial" for white-box, "none" for transfer and no-box
+    nobox_pool: str = "train"  # no-box: the split whose clips (labels removed) the attacker holds
+    max_queries: int = 1000  # decision-based: the query budget per sample
+    defense_checkpoint: str | None = None  # the user's defended weights for a training-time defense
+    eot_samples: int = 8  # draws per gradient against a randomized defense (EOT)
 
 
 @dataclass
@@ -126,18 +138,101 @@ def _draw_targets(labels: torch.Tensor, num_classes: int, seed: int) -> torch.Te
     return (labels + offset) % num_classes
 
 
+def effective_threat_model(attack: Attack, surrogates: list[str] | None) -> ThreatModel:
+    """The threat model a run uses: the attack's own, or transfer when it is handed surrogates."""
+    declared = attack.threat_model
+    if surrogates:
+        if declared not in (ThreatModel.WHITE_BOX, ThreatModel.TRANSFER):
+            raise UserError(f"attack {attack.name!r} is {declared.value}: it uses no surrogate; drop --surrogate")
+        return ThreatModel.TRANSFER
+    if declared is ThreatModel.TRANSFER:
+        raise UserError(f"attack {attack.name!r} is a transfer attack: name its surrogate(s) with --surrogate stgcn[,ctrgcn,...]")
+    return declared
+
+
+def load_surrogates(config: RunConfig, dataset: SkeletonDataset, device: torch.device) -> SurrogateEnsemble:
+    """The surrogate model(s) of a transfer run, with the training data the attacker is assumed to hold."""
+    names = list(config.surrogates or [])
+    checkpoints = list(config.surrogate_checkpoints or [])
+    if checkpoints and len(checkpoints) != len(names):
+        raise UserError(f"{len(names)} surrogate(s) but {len(checkpoints)} --surrogate-checkpoint value(s); give one per surrogate, in order")
+    members, infos = [], []
+    for i, name in enumerate(names):
+        loaded = load_victim(name, dataset.num_classes, dataset.layout, dataset.name, checkpoints[i] if checkpoints else None, device)
+        members.append(loaded.model)
+        infos.append(SurrogateInfo(loaded.name, loaded.checkpoint, loaded.checkpoint_sha256, loaded.pretrained_on))
+    cache: dict[str, SkeletonDataset] = {}
+
+    def train_data() -> SkeletonDataset:
+        if "train" not in cache:
+            cache["train"] = load_dataset(config.dataset, "train", config.data_path)
+        return cache["train"]
+
+    return SurrogateEnsemble(members, infos, train_data)
+
+
+def _prepare_command(config: RunConfig, threat: ThreatModel) -> str:
+    """The command that rebuilds an attack's artefacts ahead of time (recorded with each artefact)."""
+    parts = ["python -m robustbench_skel prepare", f"--attack {config.attack}", f"--dataset {config.dataset}"]
+    if config.data_path:
+        parts.append(f"--data-path {Path(config.data_path).name}")
+    if threat is ThreatModel.TRANSFER:
+        parts.append("--surrogate " + ",".join(config.surrogates or []))
+    if threat is ThreatModel.NO_BOX:
+        parts.append(f"--nobox-pool {config.nobox_pool}")
+    parts += [f"--attack-opt {k}={v}" for k, v in sorted(config.attack_options.items())]
+    return " ".join(parts)
+
+
+def build_setting(
+    threat: ThreatModel, config: RunConfig, dataset: SkeletonDataset, common: _Common, attack_model: nn.Module,
+    adaptive: dict[str, Any] | None,
+) -> ThreatSetting:
+    """What the attack is handed for ``threat``, and how it crafts: nothing else reaches the attack."""
+    if threat is ThreatModel.WHITE_BOX:
+        return WhiteBox(common, attack_model, adaptive)
+    if threat is ThreatModel.TRANSFER:
+        return Transfer(common, load_surrogates(config, dataset, common.device))
+    if threat is ThreatModel.NO_BOX:
+        if config.nobox_pool not in ("train", "test"):
+            raise UserError(f"--nobox-pool must be train or test, got {config.nobox_pool!r}")
+        pool = dataset if config.nobox_pool == dataset.split else load_dataset(config.dataset, config.nobox_pool, config.data_path)
+        return NoBox(common, UnlabelledPool.from_dataset(pool))
+    if config.max_queries < 1:
+        raise UserError(f"--queries must be at least 1, got {config.max_queries}")
+    return DecisionBased(common, config.max_queries)
+
+
+def _defended_models(defense: Defense | None, victim: LoadedVictim, dataset: SkeletonDataset, config: RunConfig,
+                     device: torch.device) -> tuple[nn.Module, nn.Module, dict[str, Any] | None]:
+    """The evaluated model, the model white-box attacks differentiate, and the adaptive settings used."""
+    if defense is None:
+        return victim.model, victim.model, None
+    context = DefenseContext(victim.name, dataset.name, dataset.layout, victim.model.num_classes, dataset.fps, device,
+                             victim.checkpoint_sha256, config.defense_checkpoint)
+    evaluated = defense.apply(victim.model, context).eval()
+    attacked = evaluated
+    adaptive = {"eot_samples": config.eot_samples if defense.randomized else None,
+                "bpda": "defense approximation" if not defense.differentiable else None}
+    if not defense.differentiable:
+        context.bpda = True
+        attacked = defense.apply(victim.model, context).eval()
+    return evaluated, attacked, adaptive
+
+
 def run_benchmark(config: RunConfig, progress: bool = False, write: bool = True) -> RunResult:
-    """Run one victim x attack x defense x dataset configuration and write its record."""
+    """Run one victim x attack x defense x dataset configuration under its threat model and write its record."""
     started = time.perf_counter()
     device = resolve_device(config.device)
     if config.batch_size < 1:
         raise UserError(f"--batch-size must be at least 1, got {config.batch_size}")
-    build_attack(config)  # fail on a bad attack name or option before touching any data
+    attack = build_attack(config)  # fail on a bad attack name or option before touching any data
+    threat = effective_threat_model(attack, config.surrogates)
+    early_stop = parse_early_stop(config.early_stop) if config.early_stop else None
     defense = _build_defense(config.defense)
     dataset = load_dataset(config.dataset, config.split, config.data_path, config.seed)
     attack = build_attack(config, dataset.layout.name)
-    if attack.threat_model is not ThreatModel.WHITE_BOX:
-        raise UserError(f"attack {attack.name!r} is {attack.threat_model.value}; only white-box attacks run in this version")
+    attack.early_stop = early_stop or ("adversarial" if threat is ThreatModel.WHITE_BOX else "none")
 
     indices = select_samples(dataset, config.n_samples)
     subset = dataset.subset(indices)
@@ -145,8 +240,9 @@ def run_benchmark(config: RunConfig, progress: bool = False, write: bool = True)
     victim: LoadedVictim = load_victim(
         config.victim, dataset.num_classes, dataset.layout, dataset.name, config.checkpoint, device
     )
-    model = defense.apply(victim.model) if defense else victim.model
-    model.eval()
+    model, attack_model, adaptive = _defended_models(defense, victim, dataset, config, device)
+    if adaptive and adaptive["eot_samples"]:
+        attack.eot_samples = int(config.eot_samples)
 
     clips, labels = subset.tensors()
     if attack.targeted and victim.model.num_classes < 2:
@@ -155,59 +251,48 @@ def run_benchmark(config: RunConfig, progress: bool = False, write: bool = True)
     clean_pred = predict(model, clips, config.batch_size, device)
     attacked = clean_pred.eq(labels)
 
+    common = _Common(
+        eval_model=model, batch_size=config.batch_size, device=device, seed=config.seed, store=ArtefactStore(),
+        victim_fingerprint=f"{victim.name}:{victim.checkpoint_sha256}:{json.dumps(defense.describe() if defense else None, sort_keys=True)}",
+        data_fingerprint={"name": dataset.name, "version": dataset.version, "split": dataset.split,
+                          "sample_ids_sha256": subset.ids_sha256()},
+    )
+    setting = build_setting(threat, config, dataset, common, attack_model, adaptive)
+    prepare_started = time.perf_counter()
+    artefacts = attack.prepare(setting.handed, PrepareContext(common.store, device, config.seed, progress,
+                                                              _prepare_command(config, threat)))
     attack_started = time.perf_counter()
-    adv = clips.clone()
-    generator = torch.Generator(device=device).manual_seed(config.seed)
-    idx = attacked.nonzero().squeeze(1)
-    iterations = []
-    extra: dict[str, torch.Tensor] = {}
-    ever_adversarial = torch.zeros(clips.shape[0], dtype=torch.bool)
-    tracks_visits = True
-    batches = range(0, idx.numel(), config.batch_size)
-    if progress:
-        from tqdm import tqdm
-
-        batches = tqdm(batches, desc=f"{attack.name} on {config.victim}", unit="batch", leave=False)
-    for start in batches:
-        b = idx[start : start + config.batch_size]
-        adv[b] = attack(model, clips[b], labels[b], targets[b] if targets is not None else None, generator=generator).cpu()
-        if attack.last_iterations is not None:
-            iterations.append(attack.last_iterations)
-        for key, values in attack.last_extra.items():
-            extra.setdefault(key, torch.full((clips.shape[0],), -1, dtype=values.dtype))[b] = values.cpu()
-        if attack.last_ever_adversarial is not None:
-            ever_adversarial[b] = attack.last_ever_adversarial
-        else:
-            tracks_visits = False
+    crafted = setting.craft(attack, clips, labels, targets, attacked, progress)
     attack_seconds = time.perf_counter() - attack_started
 
     summary, samples = evaluate_attack(
-        model, clips, labels, targets, clean_pred, adv, attacked,
+        model, clips, labels, targets, clean_pred, crafted.adv, attacked,
         BudgetSpec(attack.norm, attack.eps, attack.budget_size), dataset.layout, dataset.fps, config.batch_size, device,
-        ever_adversarial=ever_adversarial if tracks_visits else None,
+        ever_adversarial=crafted.ever_adversarial,
     )
-    if iterations:
-        it = torch.cat(iterations).float()
+    success = torch.tensor(samples["success"], dtype=torch.bool)
+    if crafted.iterations is not None and crafted.iterations.numel():
+        it = crafted.iterations.float()
         summary["metrics"]["mean_iterations"] = {"value": float(it.mean()), "max": float(it.max()), "n": int(it.numel())}
+    extra_metrics, extra_samples = setting.extra_metrics(crafted, clips, labels, targets, attacked, success)
+    summary["metrics"].update(extra_metrics)
     sanity_started = time.perf_counter()
-    sanity = None
-    if config.sanity_samples > 0 and idx.numel() > 0:
-        sub = idx[: config.sanity_samples]
-        success = torch.tensor(samples["success"], dtype=torch.bool)
-        sanity = run_sanity_checks(
-            attack, model, clips[sub], labels[sub], targets[sub] if targets is not None else None, success[sub],
-            config.batch_size, device, config.seed,
-        )
+    sanity = setting.sanity(attack, clips, labels, targets, attacked, success, config.sanity_samples)
+    if sanity:
         summary["flags"].update({f"sanity_{name}": check["passed"] for name, check in sanity["checks"].items()})
     sanity_seconds = time.perf_counter() - sanity_started
-    samples = {"id": list(subset.sample_ids), **samples, **{k: v.tolist() for k, v in extra.items()}}
-    if "succeeded_by" in extra and attack.components():
+    extra = {k: v.tolist() for k, v in crafted.extra.items()}
+    samples = {"id": list(subset.sample_ids), **samples, **extra, **extra_samples}
+    if "succeeded_by" in crafted.extra and attack.components():
         # Per-attack breakdown of a cascade: which component broke each sample the evaluator confirms.
-        success = torch.tensor(samples["success"], dtype=torch.bool)
-        by = extra["succeeded_by"]
+        by = crafted.extra["succeeded_by"]
         summary["metrics"]["breakdown"] = {
             name: {"count": int(((by == i) & success).sum()), "n": int(attacked.sum())} for i, name in enumerate(attack.components())
         }
+    described_attack = {**attack.describe(), "threat_model": threat.value}
+    threat_entry = {**setting.describe(), "artefacts": artefacts}
+    if getattr(setting, "artefact", None):
+        threat_entry["crafted"] = setting.artefact
     record = {
         "schema_version": SCHEMA_VERSION,
         "run_id": new_run_id(),
@@ -228,13 +313,15 @@ def run_benchmark(config: RunConfig, progress: bool = False, write: bool = True)
             "sample_ids_sha256": subset.ids_sha256(),
             "num_evaluated": len(indices),
         },
-        "attack": attack.describe(),
+        "attack": described_attack,
+        "threat": threat_entry,
         "defense": defense.describe() if defense else None,
         "sweep": config.sweep,
         "seed": config.seed,
         "batch_size": config.batch_size,
         "environment": environment(str(device)),
-        "timing": {"wall_time_s": time.perf_counter() - started, "attack_time_s": attack_seconds, "sanity_time_s": sanity_seconds},
+        "timing": {"wall_time_s": time.perf_counter() - started, "prepare_time_s": attack_started - prepare_started,
+                   "attack_time_s": attack_seconds, "sanity_time_s": sanity_seconds},
         "metrics": summary["metrics"],
         "flags": summary["flags"],
         "sanity": sanity,

@@ -158,7 +158,9 @@ def test_smart_freezes_each_sample_at_its_first_fooled_iterate(tiny_victim):
     assert torch.equal(attack.last_ever_adversarial, fooled)
     for i in range(6):  # no coupling between samples: each one alone gives the same result
         alone = attack(tiny_victim, x[i : i + 1], y[i : i + 1])
-        assert torch.allclose(alone[0], together[i], atol=1e-6)
+        # Batched and single-clip kernels round differently (float32, ~1e-6 after 70 steps on some CPUs);
+        # coupling between samples would show at the scale of a step (2.5e-3 here).
+        assert torch.allclose(alone[0], together[i], atol=1e-4)
         assert int(attack.last_iterations[0]) == int(iters[i])
 
 

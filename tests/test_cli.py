@@ -31,7 +31,7 @@ class InputScaling(Defense):
     def __init__(self, factor: float = 1.0) -> None:
         self.factor = factor
 
-    def apply(self, victim):
+    def apply(self, victim, context):
         factor = self.factor
 
         class Scaled(torch.nn.Module):
@@ -70,7 +70,9 @@ def test_run_writes_a_valid_record_and_prints_its_path_last(tmp_path, capsys, ti
     last = out.strip().splitlines()[-1]
     assert Path(last).is_file() and Path(last).parent == results / "runs"
     record = read_record(last)
-    assert record["defense"] == {"name": "test-input-scaling", "hyperparameters": {"factor": 1.0}}
+    assert record["defense"] == {"name": "test-input-scaling", "kind": "inference", "randomized": False, "differentiable": True,
+                                 "hyperparameters": {"factor": 1.0}}
+    assert record["threat"]["model"] == "white-box" and record["attack"]["threat_model"] == "white-box"
     assert record["dataset"]["name"] == "synth" and record["dataset"]["synthetic"] is True
     assert record["attack"]["hyperparameters"]["steps"] == 3
     m = record["metrics"]
