@@ -89,28 +89,81 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of every random choice (default 0)")
 
 
+def _add_attack_args(p: argparse.ArgumentParser) -> None:
+    """What configures an attack run, shared by ``run``, ``transfer`` and ``prepare``."""
+    p.add_argument("--attack", default="pgd", help="attack name (see `list`); default pgd")
+    p.add_argument("--defense", default=None, help="defense name (see `list`)")
+    p.add_argument("--defense-checkpoint", default=None, help="your defended weights for a training-time --defense")
+    p.add_argument("--split", default=None, help="dataset split (default test)")
+    p.add_argument("--eps", type=_eps_values, default=None,
+                   help="budget in metres (default: the attack's); a list 0.005,0.01,0.02 or range 0.005:0.02:4 sweeps")
+    p.add_argument("--steps", type=_positive_int, default=None, help="iterations (default: the attack's)")
+    p.add_argument("--step-size", type=_positive_float, default=None, help="step in metres (default 2.5*eps/steps)")
+    p.add_argument("--targeted", action="store_true", help="aim at a random class other than the true one (seeded)")
+    p.add_argument("--attack-opt", type=_attack_option, action="append", default=[], metavar="KEY=VALUE",
+                   help="an attack-specific hyperparameter, e.g. --attack-opt decay=0.5 (repeatable; see `list`)")
+    p.add_argument("--early-stop", default=None, metavar="RULE",
+                   help="when a sample stops: adversarial (on the handed model; white-box default), none (transfer and "
+                        "no-box default: every iteration runs), or margin=K (a logit margin of K on the handed model)")
+    p.add_argument("--nobox-pool", default="train", choices=("train", "test"),
+                   help="no-box: the split whose clips, labels removed, the attacker learns from (default train)")
+    p.add_argument("--queries", type=_positive_int, default=1000, help="decision-based: query budget per sample (default 1000)")
+    p.add_argument("--eot-samples", type=_positive_int, default=8,
+                   help="random draws averaged per gradient against a randomized defense (EOT; default 8)")
+    p.add_argument("--n-samples", type=_positive_int, default=64, help="test samples to evaluate (default 64)")
+    p.add_argument("--batch-size", type=_positive_int, default=32, help="clips per batch (default 32)")
+    p.add_argument("--results-dir", default="results", help="where records go (default results/)")
+    p.add_argument("--sanity-samples", type=int, default=16,
+                   help="attacked samples re-attacked for the sanity checks (default 16; 0 skips them)")
+
+
+def _names(text: str | None) -> list[str] | None:
+    return [n.strip() for n in text.split(",") if n.strip()] if text else None
+
+
+def run_config(args: argparse.Namespace, **changes: object) -> "RunConfig":
+    """The :class:`RunConfig` of a ``run``-like command line (``changes`` override fields)."""
+    from .runner import RunConfig
+
+    values = dict(
+        victim=args.victim, attack=args.attack, dataset=args.dataset or ("npz" if args.data_path else "synth"),
+        data_path=args.data_path, split=args.split, checkpoint=getattr(args, "checkpoint", None), defense=args.defense,
+        eps=None, steps=args.steps, step_size=args.step_size, targeted=args.targeted, n_samples=args.n_samples,
+        seed=args.seed, batch_size=args.batch_size, device=args.device, results_dir=args.results_dir,
+        sanity_samples=args.sanity_samples, attack_options=dict(args.attack_opt),
+        surrogates=_names(getattr(args, "surrogate", None)), surrogate_checkpoints=getattr(args, "surrogate_checkpoint", None),
+        early_stop=args.early_stop, nobox_pool=args.nobox_pool, max_queries=args.queries,
+        defense_checkpoint=args.defense_checkpoint, eot_samples=args.eot_samples,
+    )
+    values.update(changes)
+    return RunConfig(**values)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="robustbench_skel", description="Adversarial robustness benchmark for skeleton action recognition.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     run = sub.add_parser("run", help="attack a victim and write a run record")
     _add_common(run)
-    run.add_argument("--attack", default="pgd", help="attack name (see `list`); default pgd")
+    _add_attack_args(run)
     run.add_argument("--checkpoint", default=None, help="your weights (state_dict, {'state_dict': ...}, module. prefixes)")
-    run.add_argument("--defense", default=None, help="defense name (see `list`)")
-    run.add_argument("--split", default=None, help="dataset split (default test)")
-    run.add_argument("--eps", type=_eps_values, default=None,
-                     help="budget in metres (default: the attack's); a list 0.005,0.01,0.02 or range 0.005:0.02:4 sweeps")
-    run.add_argument("--steps", type=_positive_int, default=None, help="iterations (default: the attack's)")
-    run.add_argument("--step-size", type=_positive_float, default=None, help="step in metres (default 2.5*eps/steps)")
-    run.add_argument("--targeted", action="store_true", help="aim at a random class other than the true one (seeded)")
-    run.add_argument("--attack-opt", type=_attack_option, action="append", default=[], metavar="KEY=VALUE",
-                     help="an attack-specific hyperparameter, e.g. --attack-opt decay=0.5 (repeatable; see `list`)")
-    run.add_argument("--n-samples", type=_positive_int, default=64, help="test samples to evaluate (default 64)")
-    run.add_argument("--batch-size", type=_positive_int, default=32, help="clips per batch (default 32)")
-    run.add_argument("--results-dir", default="results", help="where records go (default results/)")
-    run.add_argument("--sanity-samples", type=int, default=16,
-                     help="attacked samples re-attacked for the sanity checks (default 16; 0 skips them)")
+    run.add_argument("--surrogate", default=None, metavar="NAME[,NAME...]",
+                     help="transfer: craft on these surrogate victims (a logit ensemble when several); the victim is never handed over")
+    run.add_argument("--surrogate-checkpoint", action="append", default=None, metavar="PATH",
+                     help="your weights for each --surrogate, in order (repeat once per surrogate)")
+
+    transfer = sub.add_parser("transfer", help="surrogate x victim matrix: craft once per surrogate, evaluate on every victim")
+    _add_common(transfer)
+    _add_attack_args(transfer)
+    transfer.add_argument("--surrogates", required=True, metavar="S[,S+S2...]",
+                          help="one matrix row per comma-separated entry; join names with + for an ensemble (stgcn+ctrgcn)")
+    transfer.add_argument("--victims", default="all", help="'all' (every victim with shipped weights for the dataset) or names")
+    transfer.add_argument("--heatmap", default=None, help="PNG path of the heatmap (default results/transfer_<attack>_<dataset>.png)")
+
+    prepare = sub.add_parser("prepare", help="build an attack's costly artefacts ahead of time (Bayesian heads, SWAG, manifolds)")
+    _add_common(prepare)
+    _add_attack_args(prepare)
+    prepare.add_argument("--surrogate", default=None, metavar="NAME[,NAME...]", help="the surrogate(s) of a transfer attack")
 
     train = sub.add_parser("train", help="train a victim on a dataset's train split")
     _add_common(train)
@@ -124,10 +177,26 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None,
                        help="bfloat16 autocast while training (default: the victim's recipe, on)")
 
+    defend = sub.add_parser("defend", help="train a training-time defense's weights (pgd-at, trades, beat)")
+    _add_common(defend)
+    defend.add_argument("--defense", required=True, help="training-time defense (see `list`)")
+    defend.add_argument("--checkpoint", default=None, help="the victim's starting weights (default: its shipped weights)")
+    defend.add_argument("--epochs", type=_positive_int, default=None, help="default: the defense's")
+    defend.add_argument("--batch-size", type=_positive_int, default=None, help="default: the defense's (32)")
+    defend.add_argument("--lr", type=_positive_float, default=None, help="peak learning rate (default: the defense's)")
+    defend.add_argument("--defense-opt", type=_attack_option, action="append", default=[], metavar="KEY=VALUE",
+                        help="a defense hyperparameter, e.g. --defense-opt beta=6 (repeatable)")
+    defend.add_argument("--out", default=None, help="output .pt (default: the user cache)")
+    defend.add_argument("--half", action="store_true", help="store float16 weights")
+    defend.add_argument("--resume", action="store_true", help="continue an interrupted run from OUT.resume")
+
     sub.add_parser("list", help="list victims, attacks, defenses and datasets")
 
-    board = sub.add_parser("leaderboard", help="build results/leaderboard.{md,csv} from the run records")
-    board.add_argument("--results-dir", default="results")
+    board = sub.add_parser("leaderboard", help="build results/leaderboard.{md,csv,tex,html} from the run records")
+    board.add_argument("--results-dir", default="results", help="folder holding runs/*.json; the tables go next to it")
+    board.add_argument("--ci-style", choices=("brackets", "pm"), default="brackets",
+                       help="confidence intervals as 38.4 [27.6, 51.7] (default) or 38.4 ± 12.1 (half-width)")
+    board.add_argument("--formats", default="md,csv,tex,html", help="comma-separated subset of md,csv,tex,html (default all)")
 
     bench = sub.add_parser("bench", help="time victims (forward, forward+backward) or one attack iteration")
     bench.add_argument("--victims", default=None, help="'all' or comma-separated victim names: per-clip timings")
@@ -143,23 +212,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from .report import format_run_summary
-    from .runner import RunConfig, run_benchmark
+    from .runner import run_benchmark
 
     from .record import new_run_id
     from .report import format_sweep_summary
 
-    dataset = args.dataset or ("npz" if args.data_path else "synth")
     budgets = args.eps or [None]
     sweep = {"id": new_run_id(), "eps": budgets} if len(budgets) > 1 else None
     results = []
     for eps in budgets:
-        config = RunConfig(
-            victim=args.victim, attack=args.attack, dataset=dataset, data_path=args.data_path, split=args.split,
-            checkpoint=args.checkpoint, defense=args.defense, eps=eps, steps=args.steps, step_size=args.step_size,
-            targeted=args.targeted, n_samples=args.n_samples, seed=args.seed, batch_size=args.batch_size,
-            device=args.device, results_dir=args.results_dir, sanity_samples=args.sanity_samples, sweep=sweep,
-            attack_options=dict(args.attack_opt),
-        )
+        config = run_config(args, eps=eps, sweep=sweep)
         result = run_benchmark(config, progress=sys.stderr.isatty())
         print(format_run_summary(result.record))
         print()
@@ -168,6 +230,31 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(format_sweep_summary([r.record for r in results]))
     for result in results:
         print(result.path)
+    return 0
+
+
+def _cmd_transfer(args: argparse.Namespace) -> int:
+    from .transfer_matrix import run_transfer_matrix
+
+    if args.eps and len(args.eps) > 1:
+        raise UserError("transfer takes one --eps; run it once per budget")
+    config = run_config(args, eps=args.eps[0] if args.eps else None)
+    rows = [r.split("+") for r in _names(args.surrogates) or []]
+    matrix = run_transfer_matrix(config, rows, args.victims, heatmap=args.heatmap, progress=sys.stderr.isatty())
+    print(matrix.table)
+    print()
+    print(f"heatmap: {matrix.heatmap}")
+    for path in matrix.paths:
+        print(path)
+    return 0
+
+
+def _cmd_prepare(args: argparse.Namespace) -> int:
+    from .runner import prepare_attack
+
+    config = run_config(args, eps=args.eps[0] if args.eps else None)
+    for entry in prepare_attack(config, progress=sys.stderr.isatty()):
+        print(f"{entry['kind']}: sha256 {entry['sha256']} ({entry['file']})")
     return 0
 
 
@@ -183,6 +270,24 @@ def _cmd_train(args: argparse.Namespace) -> int:
     print(f"train accuracy (last epoch) {100 * result.train_accuracy:.1f}%, clean test accuracy {100 * result.test_accuracy:.1f}%")
     c = result.config
     print(f"recipe: {c.epochs} epochs, batch {c.batch_size}, lr {c.lr}, weight decay {c.weight_decay}, bf16 {c.bf16}, seed {c.seed}")
+    print(f"{result.seconds:.0f} s; sha256 {result.sha256}")
+    print(result.path)
+    return 0
+
+
+def _cmd_defend(args: argparse.Namespace) -> int:
+    from .adversarial_training import DefendConfig, train_defense
+
+    config = DefendConfig(
+        victim=args.victim, defense=args.defense, dataset=args.dataset or ("npz" if args.data_path else "synth"),
+        data_path=args.data_path, checkpoint=args.checkpoint, epochs=args.epochs, batch_size=args.batch_size,
+        lr=args.lr, seed=args.seed, device=args.device, out=args.out, half=args.half, resume=args.resume,
+        options=dict(args.defense_opt),
+    )
+    result = train_defense(config)
+    c = result.config
+    print(f"clean train accuracy (last epoch) {100 * result.train_accuracy:.1f}%, clean test accuracy {100 * result.test_accuracy:.1f}%")
+    print(f"recipe: {c.epochs} epochs, batch {c.batch_size}, lr {c.lr}, seed {c.seed}; {result.defense.hyperparameters()}")
     print(f"{result.seconds:.0f} s; sha256 {result.sha256}")
     print(result.path)
     return 0
@@ -216,10 +321,11 @@ def _cmd_list(args: argparse.Namespace) -> int:
 def _cmd_leaderboard(args: argparse.Namespace) -> int:
     from .leaderboard import build_leaderboard
 
-    md, csv, rows = build_leaderboard(args.results_dir)
+    written, rows = build_leaderboard(args.results_dir, ci_style=args.ci_style, formats=args.formats)
     print(f"{rows} rows")
-    print(md)
-    print(csv)
+    for path in written:
+        if path.name.startswith("leaderboard."):
+            print(path)
     return 0
 
 
@@ -238,7 +344,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
-        handlers = {"run": _cmd_run, "train": _cmd_train, "list": _cmd_list, "leaderboard": _cmd_leaderboard, "bench": _cmd_bench}
+        handlers = {"run": _cmd_run, "transfer": _cmd_transfer, "prepare": _cmd_prepare, "train": _cmd_train, "list": _cmd_list, "leaderboard": _cmd_leaderboard, "bench": _cmd_bench, "defend": _cmd_defend}
         handler = handlers[args.command]
         return handler(args)
     except UserError as exc:

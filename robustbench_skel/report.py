@@ -42,18 +42,43 @@ def _proportion_line(label: str, m: dict[str, Any]) -> str:
     return f"  {label:<26}{fmt_pct(m['value']):>8}  [{fmt_pct(lo)}, {fmt_pct(hi)}]  ({m['count']}/{m['n']})"
 
 
+def _threat_line(threat: dict[str, Any]) -> str:
+    """One line naming what the attack was handed."""
+    model = threat["model"]
+    if model == "transfer":
+        names = "+".join(s["name"] for s in threat.get("surrogates", []))
+        return f"transfer from {names} (crafted without the victim; early stop: {threat.get('early_stop', 'none')})"
+    if model == "no-box":
+        pool = threat.get("pool", {})
+        return f"no-box (an unlabelled pool of {pool.get('num_clips', '?')} {pool.get('split', '?')} clips; no model, label or query)"
+    if model == "decision-based":
+        return f"decision-based (top-1 labels only, at most {threat.get('max_queries')} queries per sample)"
+    adaptive = threat.get("adaptive") or {}
+    extras = [f"EOT over {adaptive['eot_samples']} draws" if adaptive.get("eot_samples") else "",
+              f"BPDA ({adaptive['bpda']})" if adaptive.get("bpda") else ""]
+    extras = [e for e in extras if e]
+    return "white-box" + (f" (adaptive: {', '.join(extras)})" if extras else "")
+
+
 def format_run_summary(record: dict[str, Any]) -> str:
     ds, attack, metrics = record["dataset"], record["attack"], record["metrics"]
     synthetic = " (SYNTHETIC benchmark)" if ds.get("synthetic") else ""
     defense = f" + defense {record['defense']['name']}" if record.get("defense") else ""
+    threat = record.get("threat") or {"model": attack.get("threat_model", "white-box")}
     lines = [
         f"{record['victim']['name']}{defense} vs {attack['name']} on {ds['name']}{synthetic} {ds['split']} split, "
         f"{ds['num_evaluated']} samples, {threat_setting(attack)}, seed {record['seed']}, {record['environment']['device']}",
+        f"  threat model: {_threat_line(threat)}",
         _proportion_line("clean accuracy", metrics["clean_accuracy"]),
-        _proportion_line("attack success rate", metrics["attack_success_rate"]),
+        _proportion_line("transfer success rate" if threat["model"] == "transfer" else "attack success rate", metrics["attack_success_rate"]),
         _proportion_line("robust accuracy", metrics["robust_accuracy"]),
-        "  imperceptibility of the successful examples: mean [95% CI], worst",
     ]
+    if "surrogate_success_rate" in metrics:
+        lines.append(_proportion_line("success on the surrogate", metrics["surrogate_success_rate"]))
+    if "queries" in metrics:
+        q = metrics["queries"]
+        lines.append(f"  queries per attacked sample: mean {q['value']:.0f}, median {q['median']:.0f}, max {q['max']:.0f}")
+    lines.append("  imperceptibility of the successful examples: mean [95% CI], worst")
     for label, key, unit in _IMPERCEPTIBILITY_ROWS:
         m = metrics[key]
         lo, hi = m["ci95"]

@@ -32,7 +32,7 @@ from .threats import DecisionBased, NoBox, ThreatSetting, Transfer, WhiteBox, _C
 from .victim import LoadedVictim, load_victim
 
 __all__ = ["RunConfig", "RunResult", "resolve_device", "load_dataset", "select_samples", "build_attack", "effective_threat_model",
-           "load_surrogates", "build_setting", "run_benchmark"]
+           "load_surrogates", "build_setting", "prepare_attack", "run_benchmark"]
 
 # The evaluated samples are the first n of a fixed shuffle of the split, the same for every attack.
 SAMPLE_ORDER_SEED = 0
@@ -220,6 +220,21 @@ def _defended_models(defense: Defense | None, victim: LoadedVictim, dataset: Ske
     return evaluated, attacked, adaptive
 
 
+def prepare_attack(config: RunConfig, progress: bool = False) -> list[dict[str, Any]]:
+    """Build the artefacts the configured attack trains before attacking (``prepare`` command); their record entries."""
+    device = resolve_device(config.device)
+    attack = build_attack(config)
+    threat = effective_threat_model(attack, config.surrogates)
+    if threat in (ThreatModel.WHITE_BOX, ThreatModel.DECISION_BASED):
+        raise UserError(f"attack {attack.name!r} ({threat.value}) trains nothing ahead of time; run it directly")
+    dataset = load_dataset(config.dataset, config.split, config.data_path, config.seed)
+    attack = build_attack(config, dataset.layout.name)
+    common = _Common(eval_model=None, batch_size=config.batch_size, device=device, seed=config.seed, store=ArtefactStore(),
+                     victim_fingerprint="", data_fingerprint={"name": dataset.name, "version": dataset.version})
+    setting = build_setting(threat, config, dataset, common, None, None)
+    return attack.prepare(setting.handed, PrepareContext(common.store, device, config.seed, progress, _prepare_command(config, threat)))
+
+
 def run_benchmark(config: RunConfig, progress: bool = False, write: bool = True) -> RunResult:
     """Run one victim x attack x defense x dataset configuration under its threat model and write its record."""
     started = time.perf_counter()
@@ -291,6 +306,8 @@ def run_benchmark(config: RunConfig, progress: bool = False, write: bool = True)
         }
     described_attack = {**attack.describe(), "threat_model": threat.value}
     threat_entry = {**setting.describe(), "artefacts": artefacts}
+    if threat in (ThreatModel.TRANSFER, ThreatModel.NO_BOX):
+        threat_entry["early_stop"] = attack.early_stop
     if getattr(setting, "artefact", None):
         threat_entry["crafted"] = setting.artefact
     record = {
