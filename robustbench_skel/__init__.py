@@ -11,3 +11,12 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from . import _checkout  # noqa: F401  (lets a source checkout import its plugin folders)
+
+
+def __getattr__(name: str):
+    """``load_results`` is imported on first use, so ``import robustbench_skel`` stays light (no pandas)."""
+    if name == "load_results":
+        from .leaderboard import load_results
+
+        return load_results
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,61 +1,124 @@
 """The leaderboard: tables built from run records and nothing else.
 
-One row per victim x attack x defense x dataset within each threat setting (norm, budget, targeted
-or not); when several records share that key and the same sample set, the newest wins. Output:
-``leaderboard.csv`` (every row, every column) and ``leaderboard.md`` (one table per dataset and
-threat setting, synthetic datasets labelled as such).
+One row per victim x attack x defense x dataset within each setting (threat model, norm, budget,
+targeted or not); when several records share that key and the same sample set, the newest wins.
+The threat model is read from the record (``record["threat"]["model"]``, else the attack's), so a
+new kind of record gets its own tables without this module learning its name. Outputs, all in the
+results folder: ``leaderboard.csv`` (every row, every column), ``leaderboard.md``, ``leaderboard.tex``
+and ``leaderboard.html`` (one self-contained page), plus the plots they embed.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 
 import pandas as pd
 
+from .board_model import CI_STYLES
+from .board_sections import IMPERCEPTIBILITY
 from .errors import UserError
 from .record import iter_records
-from .report import fmt_num, fmt_pct, threat_setting
 
-__all__ = ["records_table", "build_leaderboard"]
+__all__ = ["records_table", "load_results", "build_leaderboard", "FORMATS"]
 
-_KEY = ["dataset", "split", "victim", "checkpoint_sha256", "defense", "attack", "norm", "eps", "targeted", "sample_ids_sha256"]
-_IMPERCEPTIBILITY = [
-    ("mean_joint_displacement_cm", "mean disp. (cm)", "cm"),
-    ("max_joint_displacement_cm", "max disp. (cm)", "cm"),
-    ("linf_m", "L-inf (m)", ""),
-    ("bone_length_deviation", "bone dev.", "%"),
-    ("acceleration_deviation", "accel. dev. (m/s^2)", ""),
-    ("jerk_deviation", "jerk dev. (m/s^3)", ""),
-]
+FORMATS = ("md", "csv", "tex", "html")
+_KEY = ["dataset", "split", "victim", "checkpoint_sha256", "defense", "defense_config", "threat_model", "attack",
+        "attack_config", "surrogates", "surrogates_sha256", "pool_sha256", "max_queries", "norm", "eps", "targeted",
+        "protocol", "sample_ids_sha256"]
+
+
+def _short_hash(obj: object) -> str | None:
+    """A stable 12-hex digest of a JSON-able setting, so equal settings group together."""
+    if not obj:
+        return None
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def _value(metrics: dict, key: str, field: str = "value"):
+    """``metrics[key][field]``, or ``None``; a metric stored as a bare number is its own value."""
+    metric = metrics.get(key)
+    if isinstance(metric, (int, float)) and not isinstance(metric, bool):
+        return metric if field == "value" else None
+    return (metric or {}).get(field)
+
+
+def threat_of(record: dict) -> dict:
+    """The record's threat model block; older records only name the model in ``attack.threat_model``."""
+    threat = dict(record.get("threat") or {})
+    threat.setdefault("model", record["attack"].get("threat_model") or "white-box")
+    return threat
+
+
+def _threat_columns(record: dict) -> dict:
+    threat, m = threat_of(record), record["metrics"]
+    surrogates = threat.get("surrogates") or []
+    pool = threat.get("pool") or {}
+    adaptive = threat.get("adaptive") or {}
+    defense = record.get("defense") or {}
+    certified = m.get("certified_accuracy") or {}
+    surrogate_rate = m.get("surrogate_success_rate") or {}
+    return {
+        "threat_model": threat["model"],
+        "surrogates": "+".join(s.get("name", "?") for s in surrogates) or None,
+        "surrogates_sha256": "+".join(s.get("checkpoint_sha256") or "" for s in surrogates) or None,
+        "surrogate_success_rate": surrogate_rate.get("value"),
+        "surrogate_success_ci_low": (surrogate_rate.get("ci95") or [None, None])[0],
+        "surrogate_success_ci_high": (surrogate_rate.get("ci95") or [None, None])[1],
+        "early_stop": threat.get("early_stop"),
+        "pool_split": pool.get("split"),
+        "pool_num_clips": pool.get("num_clips"),
+        "pool_sha256": pool.get("sha256"),
+        "max_queries": threat.get("max_queries"),
+        "queries_mean": _value(m, "queries"),
+        "queries_median": _value(m, "queries", "median"),
+        "queries_max": _value(m, "queries", "max"),
+        "median_l2_rms_m": _value(m, "median_l2_rms_m"),
+        "adaptive_eot_samples": adaptive.get("eot_samples"),
+        "adaptive_bpda": adaptive.get("bpda"),
+        "defense_kind": defense.get("kind"),
+        "defense_randomized": defense.get("randomized"),
+        "defense_differentiable": defense.get("differentiable"),
+        "defense_config": _short_hash(defense.get("hyperparameters")),
+        "certified_accuracy": ";".join(f"{r:g}:{v:.4f}" for r, v in zip(certified.get("radii", []), certified.get("values", [])))
+        or None,
+        "certified_unit": certified.get("unit"),
+    }
 
 
 def _row(path: Path, record: dict) -> dict:
     m, attack, ds = record["metrics"], record["attack"], record["dataset"]
+    success = m.get("attack_success_rate") or {}
+    ci = success.get("ci95") or [None, None]
+    hyper = {k: v for k, v in (attack.get("hyperparameters") or {}).items() if k not in ("seed", "eps", "targeted")}
     row = {
         "dataset": ds["name"],
         "synthetic": bool(ds.get("synthetic")),
         "dataset_version": ds.get("version"),
         "split": ds["split"],
         "victim": record["victim"]["name"],
-        "checkpoint_sha256": record["victim"]["checkpoint_sha256"],
+        "checkpoint_sha256": record["victim"].get("checkpoint_sha256"),
         "defense": (record.get("defense") or {}).get("name") or "none",
         "attack": attack["name"],
-        "threat_model": attack["threat_model"],
-        "norm": attack["norm"],
-        "eps": attack["eps"],
-        "targeted": bool(attack["targeted"]),
-        "n": ds["num_evaluated"],
-        "sample_ids_sha256": ds["sample_ids_sha256"],
+        "attack_config": _short_hash(hyper),
+        "norm": attack.get("norm"),
+        "eps": attack.get("eps"),
+        "targeted": bool(attack.get("targeted")),
+        "protocol": "standard" if record.get("preset") == "standard" else "quick",
+        "n": ds.get("num_evaluated"),
+        "sample_ids_sha256": ds.get("sample_ids_sha256"),
         "seed": record["seed"],
-        "clean_accuracy": m["clean_accuracy"]["value"],
-        "n_attacked": m["attack_success_rate"]["n"],
-        "success_rate": m["attack_success_rate"]["value"],
-        "success_ci_low": m["attack_success_rate"]["ci95"][0],
-        "success_ci_high": m["attack_success_rate"]["ci95"][1],
-        "robust_accuracy": m["robust_accuracy"]["value"],
-        "within_budget": m["within_budget"]["value"],
+        "clean_accuracy": _value(m, "clean_accuracy"),
+        "n_attacked": success.get("n"),
+        "success_rate": success.get("value"),
+        "success_ci_low": ci[0],
+        "success_ci_high": ci[1],
+        "robust_accuracy": _value(m, "robust_accuracy"),
+        "within_budget": _value(m, "within_budget"),
         "all_within_budget": record.get("flags", {}).get("all_within_budget"),
         "all_finite": record.get("flags", {}).get("all_finite"),
         "sanity": _sanity_summary(record),
@@ -63,9 +126,10 @@ def _row(path: Path, record: dict) -> dict:
         "created": record["created"],
         "record": path.name,
     }
-    for key, _, _ in _IMPERCEPTIBILITY:
-        row[key] = m[key]["value"]
-    row["max_joint_displacement_cm_worst"] = m["max_joint_displacement_cm"]["max"]
+    row.update(_threat_columns(record))
+    for key, _, _ in IMPERCEPTIBILITY:
+        row[key] = _value(m, key)
+    row["max_joint_displacement_cm_worst"] = _value(m, "max_joint_displacement_cm", "max")
     return row
 
 
@@ -80,29 +144,33 @@ def _sanity_summary(record: dict) -> str:
     return text + (f" (failed: {', '.join(failed)})" if failed else "")
 
 
+def _load(results_dir: str | Path) -> tuple[pd.DataFrame, dict[str, dict]]:
+    loaded = iter_records(results_dir)
+    rows = [_row(p, r) for p, r in loaded]
+    df = pd.DataFrame(rows) if rows else pd.DataFrame(columns=[*_KEY, "created", "record"])
+    return df, {p.name: r for p, r in loaded}
+
+
+def load_results(path: str | Path = "results") -> pd.DataFrame:
+    """Every record under ``path/runs/`` as one DataFrame row, oldest first, for notebooks: the columns
+    of ``leaderboard.csv`` plus the threat-model ones (surrogates, pool, queries, defense kind, ...).
+    Unlike the leaderboard, nothing is de-duplicated."""
+    df, _ = _load(path)
+    return df.sort_values(["created", "record"]).reset_index(drop=True)
+
+
+def _dedup(df: pd.DataFrame) -> pd.DataFrame:
+    """Newest record per key; sorted as the tables read."""
+    if df.empty:
+        return df
+    df = df.sort_values("created", ascending=False).drop_duplicates(subset=_KEY, keep="first")
+    order = ["synthetic", "dataset", "threat_model", "norm", "eps", "targeted", "victim", "defense", "success_rate"]
+    return df.sort_values(order, na_position="last").reset_index(drop=True)
+
+
 def records_table(results_dir: str | Path) -> pd.DataFrame:
     """All records as rows, newest first within each key, duplicates removed."""
-    rows = [_row(p, r) for p, r in iter_records(results_dir)]
-    if not rows:
-        return pd.DataFrame(columns=[*_KEY, "record"])
-    df = pd.DataFrame(rows)
-    df = df.sort_values("created", ascending=False).drop_duplicates(subset=_KEY, keep="first")
-    return df.sort_values(["synthetic", "dataset", "norm", "eps", "targeted", "victim", "defense", "success_rate"]).reset_index(drop=True)
-
-
-def _markdown_table(df: pd.DataFrame) -> list[str]:
-    header = ["victim", "defense", "attack", "n", "clean acc.", "success [95% CI]", "robust acc."] + [h for _, h, _ in _IMPERCEPTIBILITY] + ["checks passed"]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for _, r in df.iterrows():
-        cells = [
-            r["victim"], r["defense"], r["attack"], str(r["n"]), fmt_pct(r["clean_accuracy"]),
-            f"{fmt_pct(r['success_rate'])} [{fmt_pct(r['success_ci_low'])}, {fmt_pct(r['success_ci_high'])}]",
-            fmt_pct(r["robust_accuracy"]),
-        ]
-        cells += [fmt_num(r[key], unit if unit == "%" else "") for key, _, unit in _IMPERCEPTIBILITY]
-        cells.append(str(r["sanity"]))
-        lines.append("| " + " | ".join(cells) + " |")
-    return lines
+    return _dedup(_load(results_dir)[0])
 
 
 def _write_atomic(path: Path, text: str) -> None:
@@ -110,78 +178,70 @@ def _write_atomic(path: Path, text: str) -> None:
     try:
         with os.fdopen(fd, "w") as f:
             f.write(text)
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; these files are for publishing
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
 
 
-def plot_budget_curves(df: pd.DataFrame, results_dir: Path) -> list[Path]:
-    """Success rate against budget, one figure per dataset x norm x targeted, one line per victim x attack
-    x defense that was run at two or more budgets; PNG and SVG. Returns the files written."""
-    import matplotlib
+def build_sections(df: pd.DataFrame, records: dict[str, dict], plots_dir: Path | None = None) -> list:
+    """Every section, in reading order: per-setting tables, robust accuracy, transfer matrices,
+    decision-based and no-box tables, budget curves. Plots are drawn only when ``plots_dir`` is given."""
+    from .board_model import Section
+    from .board_plots import plot_budget_curves
+    from .board_robust import robust_sections
+    from .board_sections import decision_sections, nobox_sections, setting_sections
+    from .board_transfer import transfer_sections
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    written: list[Path] = []
-    for (dataset, synthetic, norm, targeted), group in df.groupby(["dataset", "synthetic", "norm", "targeted"], sort=True):
-        curves = [(key, g.sort_values("eps")) for key, g in group.groupby(["victim", "attack", "defense"], sort=True) if g["eps"].nunique() >= 2]
-        if not curves:
-            continue
-        fig, ax = plt.subplots(figsize=(6.4, 4.2))
-        for (victim, attack, defense), g in curves:
-            label = f"{victim} / {attack}" + ("" if defense == "none" else f" + {defense}")
-            g = g.dropna(subset=["success_rate"])
-            yerr = [(100 * (g["success_rate"] - g["success_ci_low"])).clip(lower=0),
-                    (100 * (g["success_ci_high"] - g["success_rate"])).clip(lower=0)]
-            ax.errorbar(g["eps"] * (100 if norm in ("linf", "l2") else 1), 100 * g["success_rate"], yerr=yerr,
-                        marker="o", capsize=3, label=label)
-        unit = {"linf": "L-inf budget (cm per coordinate)", "l2": "L2 budget (RMS cm per coordinate)"}.get(norm, f"{norm} budget")
-        ax.set_xlabel(unit)
-        ax.set_ylabel("attack success rate (%)")
-        ax.set_ylim(0, 100)
-        title = f"{dataset}{' (SYNTHETIC)' if synthetic else ''}: {'targeted' if targeted else 'untargeted'}"
-        ax.set_title(title)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize="small")
-        fig.tight_layout()
-        stem = f"budget_curve_{dataset}_{norm}_{'targeted' if targeted else 'untargeted'}"
-        for suffix in (".png", ".svg"):
-            path = results_dir / (stem + suffix)
-            fig.savefig(path, dpi=120)
-            written.append(path)
-        plt.close(fig)
-    return written
+    sections = [*setting_sections(df), *robust_sections(df, records), *transfer_sections(df, plots_dir),
+                *decision_sections(df, plots_dir), *nobox_sections(df)]
+    curves = plot_budget_curves(df, plots_dir) if plots_dir is not None else []
+    if curves:
+        synthetic = bool(df["synthetic"].all())
+        section = Section("plots", "Success rate against budget", ", ".join(sorted(df["dataset"].unique())), synthetic, "all", [])
+        section.plots = [p for p in curves if p.suffix == ".png"]
+        sections.append(section)
+    return sections
 
 
-def build_leaderboard(results_dir: str | Path) -> tuple[Path, Path, int]:
-    """Write ``leaderboard.md`` and ``leaderboard.csv`` in ``results_dir``; returns their paths and the row count."""
+def _parse_formats(formats: str | Iterable[str] | None) -> list[str]:
+    if formats is None:
+        return list(FORMATS)
+    items = [f.strip().lower() for f in (formats.split(",") if isinstance(formats, str) else formats) if f.strip()]
+    unknown = [f for f in items if f not in FORMATS]
+    if unknown or not items:
+        raise UserError(f"unknown leaderboard format {', '.join(unknown) or '(none)'}; choose from {','.join(FORMATS)}")
+    return items
+
+
+def build_leaderboard(results_dir: str | Path, ci_style: str = "brackets",
+                      formats: str | Iterable[str] | None = None) -> tuple[list[Path], int]:
+    """Write ``leaderboard.{md,csv,tex,html}`` (those in ``formats``, default all) and their plots in
+    ``results_dir``; returns the files written and the number of records in the table."""
+    from .board_html import render_html
+    from .board_latex import render_latex
+    from .board_markdown import render_markdown
+
+    if ci_style not in CI_STYLES:
+        raise UserError(f"unknown --ci-style {ci_style!r}; choose from {', '.join(CI_STYLES)}")
+    wanted = _parse_formats(formats)
     results_dir = Path(results_dir)
-    df = records_table(results_dir)
-    if df.empty:
+    raw, records = _load(results_dir)
+    if raw.empty:
         raise UserError(f"no run records in {str(results_dir / 'runs')!r}; run `python -m robustbench_skel run` first")
-    md = [
-        "# robustbench_skel leaderboard",
-        "",
-        "Generated by `python -m robustbench_skel leaderboard` from the run records in `runs/`; do not edit by hand.",
-        "Success rate is over the test samples the victim classifies correctly; robust accuracy over all evaluated samples.",
-        "Imperceptibility columns are means over the successful examples.",
-        "Checks passed: the evaluator's flags (within budget, finite, nothing lost, sanity re-attacks: unbounded budget,",
-        "monotone in budget, at least as strong as FGSM, converged); see each record's `sanity` for the figures.",
-        "",
-    ]
-    for (dataset, synthetic, norm, eps, targeted), group in df.groupby(["dataset", "synthetic", "norm", "eps", "targeted"], sort=True):
-        label = f"{dataset} (SYNTHETIC benchmark)" if synthetic else dataset
-        md += [f"## {label}: {threat_setting({'norm': norm, 'eps': eps, 'targeted': targeted})}", ""]
-        md += _markdown_table(group.sort_values(["victim", "defense", "success_rate"], ascending=[True, True, False]))
-        md.append("")
-    plots = plot_budget_curves(df, results_dir)
-    if plots:
-        md += ["## Success rate against budget", ""]
-        md += [f"![{p.stem}]({p.name})" for p in plots if p.suffix == ".png"]
-        md.append("")
-    md_path, csv_path = results_dir / "leaderboard.md", results_dir / "leaderboard.csv"
-    _write_atomic(md_path, "\n".join(md))
-    _write_atomic(csv_path, df.to_csv(index=False))
-    return md_path, csv_path, len(df)
+    df = _dedup(raw)
+    draw = bool({"md", "html"} & set(wanted))
+    sections = build_sections(df, records, results_dir if draw else None)
+    written = [p for s in sections for p in s.plots]
+    renderers = {
+        "md": lambda: render_markdown(sections, ci_style),
+        "csv": lambda: df.to_csv(index=False),
+        "tex": lambda: render_latex(sections, ci_style),
+        "html": lambda: render_html(sections, ci_style),
+    }
+    for fmt in wanted:
+        path = results_dir / f"leaderboard.{fmt}"
+        _write_atomic(path, renderers[fmt]())
+        written.append(path)
+    return written, len(df)
