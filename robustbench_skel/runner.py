@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -315,6 +315,7 @@ def run_benchmark(config: RunConfig, progress: bool = False, write: bool = True)
         "run_id": new_run_id(),
         "created": utc_now(),
         "command": command_line(),
+        "config": asdict(config),  # the exact configuration, so `reproduce` re-runs it
         "victim": {
             "name": victim.name,
             "checkpoint": victim.checkpoint,
