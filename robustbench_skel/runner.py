@@ -275,6 +275,7 @@ def run_benchmark(config: RunConfig, progress: bool = False, write: bool = True)
     setting = build_setting(threat, config, dataset, common, attack_model, adaptive)
     prepare_started = time.perf_counter()
     artefacts = attack.prepare(setting.handed, PrepareContext(common.store, device, config.seed, progress,
+        attack_model=attack_model, eot_samples=attack.eot_samples,
                                                               _prepare_command(config, threat)))
     attack_started = time.perf_counter()
     crafted = setting.craft(attack, clips, labels, targets, attacked, progress)

@@ -114,6 +114,11 @@ class _Common:
     store: ArtefactStore
     victim_fingerprint: str  # victim checkpoint sha256 and defense, for cache keys
     data_fingerprint: dict[str, Any]  # dataset name, version, split, sample ids sha256
+    attack_model: nn.Module | None = None  # what a white-box attacker differentiates (BPDA variant), default eval_model
+    eot_samples: int = 1  # draws per gradient against a randomized defense
+
+    def white_box_model(self) -> nn.Module:
+        return self.attack_model if self.attack_model is not None else self.eval_model
 
 
 class WhiteBox(ThreatSetting):
@@ -137,8 +142,22 @@ class WhiteBox(ThreatSetting):
         if subset_size <= 0 or sub.numel() == 0:
             return None
         c = self.common
-        return run_sanity_checks(attack, self.handed, clips[sub], labels[sub], None if targets is None else targets[sub],
-                                 success[sub], c.batch_size, c.device, c.seed)
+        x, y, t = clips[sub], labels[sub], None if targets is None else targets[sub]
+        result = run_sanity_checks(attack, self.handed, x, y, t, success[sub], c.batch_size, c.device, c.seed)
+        if attack.eot_samples > 1:
+            result["checks"]["eot_not_below_single_draw"] = self._single_draw_check(attack, x, y, t, success[sub])
+        return result
+
+    def _single_draw_check(self, attack, x, y, t, success) -> dict[str, Any]:
+        """Against a randomized defense, averaging gradients over draws (EOT) must not do worse than one draw."""
+        c = self.common
+        single = variant(attack)
+        single.early_stop, single.eot_samples = attack.early_stop, 1
+        crafted = attack_rows(single, self.handed, x, y, t, torch.arange(x.shape[0]), c.batch_size, c.device, c.seed)
+        one = float(is_adversarial_pred(predict(c.eval_model, crafted.adv, c.batch_size, c.device), y, t).float().mean())
+        eot = float(success.float().mean())
+        return {"passed": eot >= one, "success": eot, "reference": one, "eot_samples": attack.eot_samples,
+                "expect": "EOT success >= single-draw success (else the EOT estimate is broken or too noisy)"}
 
     def describe(self):
         described = super().describe()
@@ -178,8 +197,10 @@ def _reference_check(common: _Common, attack: Attack, clips, labels, targets, at
     x, y = clips[sub], labels[sub]
     t = None if targets is None else targets[sub]
 
+    reference.eot_samples = common.eot_samples  # adaptive against a randomized defense, like its white-box runs
+
     def build() -> dict[str, Any]:
-        crafted = attack_rows(reference, common.eval_model, x, y, t, torch.arange(x.shape[0]), common.batch_size,
+        crafted = attack_rows(reference, common.white_box_model(), x, y, t, torch.arange(x.shape[0]), common.batch_size,
                               common.device, common.seed)
         pred = predict(common.eval_model, crafted.adv, common.batch_size, common.device)
         return {"fooled": is_adversarial_pred(pred, y, t)}
