@@ -1,9 +1,9 @@
 """Speed benchmarks, reported as figures measured in one run (these machines are noisy: compare ratios).
 
 - Victims: forward and forward+backward (input gradient only, as attacks need) time per clip.
-- Attacks: the time of one attack iteration against one bare forward+backward pass of the victim on
-  the same batch (the overhead the attack adds), and the effective iterations per sample when
-  successful samples leave the batch.
+- Attacks: the time of one attack iteration against one bare forward+backward pass of the model it
+  is handed (the victim, or the surrogates of a transfer attack) on the same batch (the overhead the
+  attack adds), and the effective iterations per sample when successful samples leave the batch.
 """
 
 from __future__ import annotations
@@ -82,18 +82,25 @@ class AttackTiming:
 
 
 def time_attack(attack: Attack, model: nn.Module, x: torch.Tensor, labels: torch.Tensor, targets: torch.Tensor | None = None,
-                repeats: int = 3) -> AttackTiming:
+                repeats: int = 3, prepare: Callable[[Attack], object] | None = None) -> AttackTiming:
     """Cost of one iteration of ``attack`` relative to a bare forward+backward pass, in one run.
 
-    The per-iteration cost is measured with a budget so small that no sample succeeds, so every
-    iteration runs on the full batch; the effective iterations per sample are then measured at the
-    attack's own budget, where successful samples leave the batch.
+    ``model`` is what the attack is handed: the victim for a white-box attack, the surrogate
+    ensemble for a transfer attack (whose bare pass is then the surrogates'). An attack that trains
+    artefacts first is timed after ``prepare(attack_copy)`` readies the copy used for the timing
+    (``attack`` itself must be prepared by the caller). The per-iteration cost is measured with a
+    budget so small that no sample succeeds, so every iteration runs on the full batch; the
+    effective iterations per sample are then measured at the attack's own budget, where successful
+    samples leave the batch (unless the attack's ``early_stop`` is ``none``, as for transfer runs).
     """
     model.eval()
     device = x.device
     fwd_bwd = time_call(_forward_backward(model, x), device, repeats)
     steps = getattr(attack, "steps", 1)
     tiny = type(attack)(**{**attack.hyperparameters(), "eps": 1e-9, **({"step_size": 1e-10} if "step_size" in attack.hyperparameters() else {})})
+    tiny.early_stop, tiny.eot_samples = attack.early_stop, attack.eot_samples
+    if prepare is not None:
+        prepare(tiny)
     full = time_call(lambda: tiny(model, x, labels, targets), device, repeats=max(1, repeats - 1))
     # The loop evaluates steps+1 forwards and steps backwards; attribute the whole call to the steps.
     iteration = full / max(steps, 1)

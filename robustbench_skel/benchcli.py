@@ -3,16 +3,25 @@
 from __future__ import annotations
 
 import platform
+import tempfile
+import time
 
+import numpy as np
 import torch
 
+from .artefacts import ArtefactStore
+from .attack import Attack, PrepareContext, ThreatModel
 from .bench import time_attack, time_victim
+from .datasets import SkeletonDataset
 from .errors import UserError
 from .registry import VICTIMS
-from .runner import RunConfig, build_attack, load_dataset, resolve_device, select_samples
+from .runner import (RunConfig, build_attack, effective_threat_model, load_dataset, load_surrogates, resolve_device,
+                     select_samples)
 from .victim import create_victim, load_victim
 
 __all__ = ["bench_victims", "bench_attack"]
+
+_AR_CLIPS = 1000  # clips in the motion-model timing (the training split's first ones)
 
 
 def _machine(device: torch.device) -> str:
@@ -55,10 +64,23 @@ def bench_victims(names: str, batch_size: int, device_name: str, repeats: int) -
 
 
 def bench_attack(attack_name: str, victim_name: str, batch_size: int, device_name: str, repeats: int,
-                 eps: float | None, steps: int | None) -> str:
-    """One attack iteration vs one bare forward+backward pass of the (pretrained) victim on a synth batch."""
+                 eps: float | None, steps: int | None, surrogates: list[str] | None = None) -> str:
+    """One attack iteration vs one bare forward+backward pass of what the attack is handed, on a synth batch.
+
+    White-box: the (pretrained) victim. Transfer (``surrogates`` given, or an attack that needs them):
+    the surrogate ensemble, as the runner hands it; the attack's preparation (e.g. TASAR's heads) is
+    timed on a fresh artefact cache, and an attack with a motion model also times its fit on 1,000 clips.
+    """
     device = resolve_device(device_name)
     x, y, dataset = _synth_batch(batch_size)
+    config = RunConfig(attack=attack_name, eps=eps, steps=steps, surrogates=surrogates or None, device=device_name)
+    attack = build_attack(config, dataset.layout.name)
+    threat = effective_threat_model(attack, config.surrogates)
+    x, y = x.to(device), y.to(device)
+    if threat is ThreatModel.TRANSFER:
+        return _bench_transfer(attack, config, dataset, x, y, device, repeats)
+    if threat is not ThreatModel.WHITE_BOX:
+        raise UserError(f"bench times white-box and transfer attacks; {attack_name!r} is {threat.value}")
     try:
         victim = load_victim(victim_name, dataset.num_classes, dataset.layout, "synth", None, device).model
         weights = "synth weights"
@@ -67,8 +89,6 @@ def bench_attack(attack_name: str, victim_name: str, batch_size: int, device_nam
         for p in victim.parameters():
             p.requires_grad_(False)
         weights = "random weights (no synth weights ship)"
-    attack = build_attack(RunConfig(attack=attack_name, eps=eps, steps=steps), dataset.layout.name)
-    x, y = x.to(device), y.to(device)
     t = time_attack(attack, victim, x, y, repeats=repeats)
     effective = "n/a" if t.effective_iterations_per_sample is None else f"{t.effective_iterations_per_sample:.2f} of {t.steps}"
     return "\n".join([
@@ -77,4 +97,44 @@ def bench_attack(attack_name: str, victim_name: str, batch_size: int, device_nam
         "| attack | victim | batch | fwd+bwd (s) | one iteration (s) | ratio | effective iterations/sample | whole attack (s) |",
         "|---|---|---|---|---|---|---|---|",
         f"| {attack_name} | {victim_name} | {x.shape[0]} | {t.forward_backward_s:.3f} | {t.iteration_s:.3f} | {t.ratio:.3f} | {effective} | {t.attack_s:.2f} |",
+        "",
+        f"ratio: {t.ratio:.2f}",
     ])
+
+
+def _bench_transfer(attack: Attack, config: RunConfig, dataset: SkeletonDataset, x: torch.Tensor, y: torch.Tensor,
+                    device: torch.device, repeats: int) -> str:
+    """A transfer attack against a bare pass of its surrogates; its preparation and motion fit timed on their own."""
+    handed = load_surrogates(config, dataset, device)
+    attack.early_stop = "none"  # the runner's transfer default: every iteration runs
+    names = "+".join(handed.names)
+    with tempfile.TemporaryDirectory() as root:
+        store = ArtefactStore(root)
+
+        def prepare(a: Attack) -> list:
+            return a.prepare(handed, PrepareContext(store, device, config.seed, False, "bench"))
+
+        start = time.perf_counter()
+        entries = prepare(attack)  # a fresh cache: everything is built
+        prepare_s = time.perf_counter() - start
+        t = time_attack(attack, handed, x, y, repeats=repeats, prepare=prepare)
+    lines = [
+        f"{attack.name} ({attack.norm} eps={attack.eps:g}) on surrogate {names} (synth weights), {_machine(device)}, "
+        f"torch {torch.__version__}, batch {x.shape[0]}",
+        "",
+        "| attack | surrogate | batch | fwd+bwd (s) | one iteration (s) | ratio | whole attack (s) |",
+        "|---|---|---|---|---|---|---|",
+        f"| {attack.name} | {names} | {x.shape[0]} | {t.forward_backward_s:.3f} | {t.iteration_s:.3f} | {t.ratio:.3f} | {t.attack_s:.2f} |",
+        "",
+        f"ratio: {t.ratio:.2f}",
+        f"prepare: {prepare_s:.1f} s ({', '.join(e['kind'] for e in entries) or 'nothing'}; fresh artefact cache)",
+    ]
+    motion = getattr(attack, "motion", None)
+    if callable(motion):
+        clips = torch.from_numpy(np.ascontiguousarray(handed.train_data().clips[:_AR_CLIPS], dtype=np.float32))
+        start = time.perf_counter()
+        motion(clips)
+        ar_s = time.perf_counter() - start
+        lines.append(f"AR fit of {clips.shape[0]} clips {tuple(clips.shape[1:])}: {ar_s:.1f} s")
+        lines.append(f"preparation total (prepare + AR fit): {prepare_s + ar_s:.1f} s")
+    return "\n".join(lines)

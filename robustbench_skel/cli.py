@@ -202,6 +202,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--victims", default=None, help="'all' or comma-separated victim names: per-clip timings")
     bench.add_argument("--victim", default="stgcn", help="victim for --attack (default stgcn)")
     bench.add_argument("--attack", default=None, help="attack to time against a bare forward+backward pass")
+    bench.add_argument("--surrogate", default=None, metavar="NAME[,NAME...]",
+                       help="transfer: time --attack on these surrogates (synth weights) and its preparation")
     bench.add_argument("--eps", type=_positive_float, default=None)
     bench.add_argument("--steps", type=_positive_int, default=None)
     bench.add_argument("--batch-size", type=_positive_int, default=32)
@@ -337,7 +339,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     if args.victims:
         print(bench_victims(args.victims, args.batch_size, args.device, args.repeats))
     else:
-        print(bench_attack(args.attack, args.victim, args.batch_size, args.device, args.repeats, args.eps, args.steps))
+        print(bench_attack(args.attack, args.victim, args.batch_size, args.device, args.repeats, args.eps, args.steps,
+                           _names(args.surrogate)))
     return 0
 
 

@@ -251,3 +251,14 @@ def test_run_benchmark_records_the_heads_artefacts(tmp_path, trained_tiny_checkp
     assert hp["accumulate"] is False and hp["temporal"] is True and hp["samples"] == 2 and hp["heads"] == 3
     assert "surrogate_success_rate" in record["metrics"]
     assert np.isfinite(record["timing"]["prepare_time_s"])
+
+
+def test_bench_times_a_prepared_transfer_attack_against_its_surrogate(tmp_path):
+    from robustbench_skel.bench import time_attack
+
+    attack, handed, _ = _prepared(tmp_path, steps=2)
+    attack.early_stop = "none"
+    x, y = _batch(handed, n=3)
+    context = PrepareContext(ArtefactStore(tmp_path), torch.device("cpu"))
+    t = time_attack(attack, handed, x, y, repeats=1, prepare=lambda a: a.prepare(handed, context))
+    assert t.ratio > 0 and t.steps == 2 and t.effective_iterations_per_sample == 2
