@@ -81,6 +81,15 @@ def _attack_option(text: str) -> tuple[str, object]:
     return key.strip().replace("-", "_"), raw
 
 
+def _positive_int_or(word: str):
+    """A whole number of at least 1, or ``word`` (``all``, ``auto``)."""
+
+    def parse(text: str) -> int | str:
+        return word if text.strip().lower() == word else _positive_int(text)
+
+    return parse
+
+
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--victim", default="stgcn", help="victim recognizer (see `list`); default stgcn")
     p.add_argument("--dataset", default=None, help="dataset name (see `list`); default synth, or npz with --data-path")
@@ -110,11 +119,24 @@ def _add_attack_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--queries", type=_positive_int, default=1000, help="decision-based: query budget per sample (default 1000)")
     p.add_argument("--eot-samples", type=_positive_int, default=8,
                    help="random draws averaged per gradient against a randomized defense (EOT; default 8)")
-    p.add_argument("--n-samples", type=_positive_int, default=64, help="test samples to evaluate (default 64)")
-    p.add_argument("--batch-size", type=_positive_int, default=32, help="clips per batch (default 32)")
+    p.add_argument("--n-samples", type=_positive_int_or("all"), default=64,
+                   help="test samples to evaluate, or 'all' for every clip of the split (default 64)")
+    p.add_argument("--batch-size", type=_positive_int_or("auto"), default=32,
+                   help="clips per batch, or 'auto': the largest power of two that fits on the GPU, 32 on a CPU (default 32)")
+    p.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
+                   help="continue from the last batch an interrupted identical run finished (default; its progress is "
+                        "in RESULTS_DIR/.progress/ until the record is written); --no-resume starts afresh")
+    p.add_argument("--preset", default=None, choices=("standard",),
+                   help="a named, pinned evaluation: standard = autoattack (skel-aa-v1) on the full test split")
+    p.add_argument("--amp", action="store_true",
+                   help="bfloat16 autocast for the attack's forward and backward passes (the evaluator stays float32)")
     p.add_argument("--results-dir", default="results", help="where records go (default results/)")
     p.add_argument("--sanity-samples", type=int, default=16,
                    help="attacked samples re-attacked for the sanity checks (default 16; 0 skips them)")
+    p.add_argument("--save-adversarial", action="store_true",
+                   help="store the attacked clips' perturbations in results/adversarial/ (for `show`)")
+    p.add_argument("--unit", default="m", choices=("m", "cm", "mm"),
+                   help="unit of the data file's coordinates (default m); cm and mm are converted to metres")
 
 
 def _names(text: str | None) -> list[str] | None:
@@ -134,6 +156,8 @@ def run_config(args: argparse.Namespace, **changes: object) -> "RunConfig":
         surrogates=_names(getattr(args, "surrogate", None)), surrogate_checkpoints=getattr(args, "surrogate_checkpoint", None),
         early_stop=args.early_stop, nobox_pool=args.nobox_pool, max_queries=args.queries,
         defense_checkpoint=args.defense_checkpoint, eot_samples=args.eot_samples,
+        resume=args.resume, preset=args.preset, amp=args.amp,
+        save_adversarial=getattr(args, "save_adversarial", False), unit=getattr(args, "unit", "m"),
     )
     values.update(changes)
     return RunConfig(**values)
@@ -197,6 +221,17 @@ def build_parser() -> argparse.ArgumentParser:
     board.add_argument("--ci-style", choices=("brackets", "pm"), default="brackets",
                        help="confidence intervals as 38.4 [27.6, 51.7] (default) or 38.4 ± 12.1 (half-width)")
     board.add_argument("--formats", default="md,csv,tex,html", help="comma-separated subset of md,csv,tex,html (default all)")
+
+    show = sub.add_parser("show", help="animate one sample's clean and adversarial skeletons side by side (GIF/MP4, PNG stills)")
+    show.add_argument("record", help="a run record written with --save-adversarial")
+    show.add_argument("--sample", required=True, help="the sample id (see the record's samples.id)")
+    show.add_argument("--out", default=None, help="FILE.gif or FILE.mp4 (default results/figures/<record>_<sample>.gif)")
+    show.add_argument("--frames", default=None, metavar="0,12,24", help="also write a PNG of these frames")
+
+    reproduce = sub.add_parser("reproduce", help="re-run a record's configuration and compare every metric")
+    reproduce.add_argument("record", help="the run record (.json) to reproduce")
+    reproduce.add_argument("--results-dir", default=None, help="write the new record here (default: nothing is written)")
+    reproduce.add_argument("--device", default=None, help="override the recorded device (cpu, cuda, auto)")
 
     bench = sub.add_parser("bench", help="time victims (forward, forward+backward) or one attack iteration")
     bench.add_argument("--victims", default=None, help="'all' or comma-separated victim names: per-clip timings")
@@ -344,10 +379,30 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_show(args: argparse.Namespace) -> int:
+    from .show import show_sample
+
+    for path in show_sample(args.record, args.sample, out=args.out, frames=args.frames):
+        print(path)
+    return 0
+
+
+def _cmd_reproduce(args: argparse.Namespace) -> int:
+    from .reproduce import reproduce_record
+
+    report = reproduce_record(args.record, results_dir=args.results_dir, device=args.device)
+    print(report.table)
+    if report.differing:
+        print(f"error: not reproduced: {', '.join(report.differing)} differ", file=sys.stderr)
+        return 1
+    print("reproduced: every metric matches" + (f" ({report.mode})" if report.mode else ""))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
-        handlers = {"run": _cmd_run, "transfer": _cmd_transfer, "prepare": _cmd_prepare, "train": _cmd_train, "list": _cmd_list, "leaderboard": _cmd_leaderboard, "bench": _cmd_bench, "defend": _cmd_defend}
+        handlers = {"run": _cmd_run, "transfer": _cmd_transfer, "prepare": _cmd_prepare, "train": _cmd_train, "list": _cmd_list, "leaderboard": _cmd_leaderboard, "bench": _cmd_bench, "defend": _cmd_defend, "show": _cmd_show, "reproduce": _cmd_reproduce}
         handler = handlers[args.command]
         return handler(args)
     except UserError as exc:

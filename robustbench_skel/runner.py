@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +20,14 @@ from torch import nn
 
 from .artefacts import ArtefactStore
 from .attack import Attack, PrepareContext, ThreatModel, parse_early_stop
+from .autobatch import AUTO_CPU_BATCH, parse_batch_size, resolve_batch_size
 from .datasets import SkeletonDataset, check_clip_values
 from .defense import Defense, DefenseContext
 from .errors import UserError
 from .evaluator import BudgetSpec, evaluate_attack, predict
 from .hparams import accepted_arguments
+from .presets import apply_preset
+from .progress import BatchCheckpoint, progress_key
 from .record import SCHEMA_VERSION, command_line, environment, new_run_id, utc_now, write_record
 from .registry import ATTACKS, DATASETS, DEFENSES
 from .handed import SurrogateEnsemble, SurrogateInfo, UnlabelledPool
@@ -51,9 +54,9 @@ class RunConfig:
     steps: int | None = None
     step_size: float | None = None
     targeted: bool = False
-    n_samples: int = 64
+    n_samples: int | str = 64  # or "all": every clip of the split
     seed: int = 0
-    batch_size: int = 32
+    batch_size: int | str = 32  # or "auto": the largest power of two that fits on the GPU (32 on a CPU)
     device: str = "auto"
     results_dir: str = "results"
     sanity_samples: int = 16
@@ -66,6 +69,11 @@ class RunConfig:
     max_queries: int = 1000  # decision-based: the query budget per sample
     defense_checkpoint: str | None = None  # the user's defended weights for a training-time defense
     eot_samples: int = 8  # draws per gradient against a randomized defense (EOT)
+    resume: bool = True  # continue from the batches an interrupted identical run finished (progress.py)
+    preset: str | None = None  # a named, pinned evaluation (presets.py), e.g. "standard"
+    amp: bool = False  # bfloat16 autocast for the attack's passes; the evaluator stays float32
+    save_adversarial: bool = False  # store the attacked clips' perturbations under results/adversarial/
+    unit: str = "m"  # the unit of the data file's coordinates (m, cm, mm); the loader converts to metres
 
 
 @dataclass
@@ -86,15 +94,19 @@ def resolve_device(name: str) -> torch.device:
     raise UserError(f"--device must be auto, cpu or cuda[:N], got {name!r}")
 
 
-def load_dataset(name: str, split: str | None, data_path: str | None, seed: int = 0) -> SkeletonDataset:
+def load_dataset(name: str, split: str | None, data_path: str | None, seed: int = 0, unit: str = "m") -> SkeletonDataset:
+    from .datasets.units import check_units
+
     source_cls = DATASETS.get(name)
     source = source_cls()
-    return source(split, data_path)
+    return check_units(source(split, data_path), unit)  # refuses an empty file or clips not in metres
 
 
-def select_samples(dataset: SkeletonDataset, n_samples: int) -> np.ndarray:
-    if n_samples < 1:
-        raise UserError(f"--n-samples must be at least 1, got {n_samples}")
+def select_samples(dataset: SkeletonDataset, n_samples: int | str) -> np.ndarray:
+    if n_samples == "all":
+        n_samples = len(dataset)
+    elif isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 1:
+        raise UserError(f"--n-samples must be a whole number of at least 1 or 'all', got {n_samples!r}")
     order = np.random.default_rng(SAMPLE_ORDER_SEED).permutation(len(dataset))
     return order[: min(n_samples, len(dataset))]
 
@@ -165,7 +177,7 @@ def load_surrogates(config: RunConfig, dataset: SkeletonDataset, device: torch.d
 
     def train_data() -> SkeletonDataset:
         if "train" not in cache:
-            cache["train"] = load_dataset(config.dataset, "train", config.data_path)
+            cache["train"] = load_dataset(config.dataset, "train", config.data_path, unit=config.unit)
         return cache["train"]
 
     return SurrogateEnsemble(members, infos, train_data)
@@ -196,7 +208,7 @@ def build_setting(
     if threat is ThreatModel.NO_BOX:
         if config.nobox_pool not in ("train", "test"):
             raise UserError(f"--nobox-pool must be train or test, got {config.nobox_pool!r}")
-        pool = dataset if config.nobox_pool == dataset.split else load_dataset(config.dataset, config.nobox_pool, config.data_path)
+        pool = dataset if config.nobox_pool == dataset.split else load_dataset(config.dataset, config.nobox_pool, config.data_path, unit=config.unit)
         return NoBox(common, UnlabelledPool.from_dataset(pool))
     if config.max_queries < 1:
         raise UserError(f"--queries must be at least 1, got {config.max_queries}")
@@ -227,8 +239,10 @@ def prepare_attack(config: RunConfig, progress: bool = False) -> list[dict[str, 
     threat = effective_threat_model(attack, config.surrogates)
     if threat in (ThreatModel.WHITE_BOX, ThreatModel.DECISION_BASED):
         raise UserError(f"attack {attack.name!r} ({threat.value}) trains nothing ahead of time; run it directly")
-    dataset = load_dataset(config.dataset, config.split, config.data_path, config.seed)
+    dataset = load_dataset(config.dataset, config.split, config.data_path, config.seed, config.unit)
     attack = build_attack(config, dataset.layout.name)
+    if parse_batch_size(config.batch_size) == "auto":
+        config = replace(config, batch_size=AUTO_CPU_BATCH)  # nothing here is probed on a GPU
     common = _Common(eval_model=None, batch_size=config.batch_size, device=device, seed=config.seed, store=ArtefactStore(),
                      victim_fingerprint="", data_fingerprint={"name": dataset.name, "version": dataset.version})
     setting = build_setting(threat, config, dataset, common, None, None)
@@ -239,13 +253,14 @@ def run_benchmark(config: RunConfig, progress: bool = False, write: bool = True)
     """Run one victim x attack x defense x dataset configuration under its threat model and write its record."""
     started = time.perf_counter()
     device = resolve_device(config.device)
-    if config.batch_size < 1:
-        raise UserError(f"--batch-size must be at least 1, got {config.batch_size}")
+    requested = config  # recorded as given; the preset and "auto" are resolved below
+    config = apply_preset(config)
+    parse_batch_size(config.batch_size)
     attack = build_attack(config)  # fail on a bad attack name or option before touching any data
     threat = effective_threat_model(attack, config.surrogates)
     early_stop = parse_early_stop(config.early_stop) if config.early_stop else None
     defense = _build_defense(config.defense)
-    dataset = load_dataset(config.dataset, config.split, config.data_path, config.seed)
+    dataset = load_dataset(config.dataset, config.split, config.data_path, config.seed, config.unit)
     attack = build_attack(config, dataset.layout.name)
     attack.early_stop = early_stop or ("adversarial" if threat is ThreatModel.WHITE_BOX else "none")
 
@@ -260,6 +275,7 @@ def run_benchmark(config: RunConfig, progress: bool = False, write: bool = True)
         attack.eot_samples = int(config.eot_samples)
 
     clips, labels = subset.tensors()
+    config = replace(config, batch_size=resolve_batch_size(config.batch_size, attack_model, clips, device, config.amp))
     if attack.targeted and victim.model.num_classes < 2:
         raise UserError("a targeted attack needs at least two classes")
     targets = _draw_targets(labels, victim.model.num_classes, config.seed) if attack.targeted else None
@@ -271,11 +287,14 @@ def run_benchmark(config: RunConfig, progress: bool = False, write: bool = True)
         victim_fingerprint=f"{victim.name}:{victim.checkpoint_sha256}:{json.dumps(defense.describe() if defense else None, sort_keys=True)}",
         data_fingerprint={"name": dataset.name, "version": dataset.version, "split": dataset.split,
                           "sample_ids_sha256": subset.ids_sha256()},
+        attack_model=attack_model, eot_samples=attack.eot_samples,
     )
+    common.amp = config.amp
+    common.checkpoint = BatchCheckpoint.for_run(config.results_dir, progress_key(
+        requested, config.batch_size, victim.checkpoint_sha256, subset.ids_sha256()), fresh=not config.resume)
     setting = build_setting(threat, config, dataset, common, attack_model, adaptive)
     prepare_started = time.perf_counter()
     artefacts = attack.prepare(setting.handed, PrepareContext(common.store, device, config.seed, progress,
-        attack_model=attack_model, eot_samples=attack.eot_samples,
                                                               _prepare_command(config, threat)))
     attack_started = time.perf_counter()
     crafted = setting.craft(attack, clips, labels, targets, attacked, progress)
@@ -316,7 +335,7 @@ def run_benchmark(config: RunConfig, progress: bool = False, write: bool = True)
         "run_id": new_run_id(),
         "created": utc_now(),
         "command": command_line(),
-        "config": asdict(config),  # the exact configuration, so `reproduce` re-runs it
+        "config": asdict(requested),  # the exact configuration, so `reproduce` re-runs it
         "victim": {
             "name": victim.name,
             "checkpoint": victim.checkpoint,
@@ -346,5 +365,16 @@ def run_benchmark(config: RunConfig, progress: bool = False, write: bool = True)
         "sanity": sanity,
         "samples": samples,
     }
+    if config.save_adversarial and write:  # the npz first: a record never names a missing file
+        from .adversarial_store import save_adversarial
+
+        record["adversarial"] = save_adversarial(record, clips, crafted.adv, attacked, config.results_dir,
+                                                 lambda x: predict(model, x, config.batch_size, device),
+                                                 BudgetSpec(attack.norm, attack.eps, attack.budget_size))
+    record["preset"] = config.preset
+    record["timing"]["resumed_batches"] = common.checkpoint.resumed
+    if config.amp:
+        record["attack"]["amp"] = "bf16"  # the attack's passes; the evaluator re-classified in float32
     path = write_record(record, config.results_dir) if write else None
+    common.checkpoint.discard()  # the record holds everything now
     return RunResult(record=record, path=path)
