@@ -29,6 +29,7 @@ from .artefacts import ArtefactStore
 from .attack import Attack, ThreatModel
 from .evaluator import predict, proportion
 from .handed import LabelOracle, SurrogateEnsemble, UnlabelledPool
+from .progress import BatchCheckpoint, generator_states, restore_generators
 from .registry import ATTACKS
 from .sanity import run_sanity_checks, variant
 
@@ -48,9 +49,15 @@ class Crafted:
 def attack_rows(
     attack: Attack, handed: Any | Callable[[int], Any], clips: torch.Tensor, labels: torch.Tensor | None,
     targets: torch.Tensor | None, rows: torch.Tensor, batch_size: int, device: torch.device, seed: int,
-    progress: str | None = None, after_batch: Callable[[torch.Tensor, Any], None] | None = None,
+    progress: str | None = None, after_batch: Callable[[torch.Tensor, Any], dict[str, torch.Tensor] | None] | None = None,
+    checkpoint: BatchCheckpoint | None = None, amp: bool = False,
 ) -> Crafted:
-    """Run ``attack`` on ``clips[rows]`` in batches; ``handed`` is the handed object or a factory ``(batch size) -> object``."""
+    """Run ``attack`` on ``clips[rows]`` in batches; ``handed`` is the handed object or a factory ``(batch size) -> object``.
+
+    ``after_batch`` may return per-sample tensors to keep with the batch's extras. With ``checkpoint``
+    every finished batch is saved and batches saved by an interrupted attempt are taken back instead of
+    re-run (:mod:`robustbench_skel.progress`); ``amp`` runs the attack under bfloat16 autocast.
+    """
     adv = clips.clone()
     generator = torch.Generator(device=device).manual_seed(seed)
     iterations: list[torch.Tensor] = []
@@ -62,21 +69,35 @@ def attack_rows(
         from tqdm import tqdm
 
         batches = tqdm(batches, desc=progress, unit="batch", leave=False)
-    for start in batches:
+    taking_back, rng_after = checkpoint is not None, None
+    for index, start in enumerate(batches):
         b = rows[start : start + batch_size]
-        given = handed(b.numel()) if callable(handed) and not isinstance(handed, nn.Module) else handed
-        adv[b] = attack(given, clips[b], None if labels is None else labels[b],
-                        None if targets is None else targets[b], generator=generator).cpu()
-        if attack.last_iterations is not None:
-            iterations.append(attack.last_iterations)
-        for key, values in attack.last_extra.items():
-            extra.setdefault(key, torch.full((clips.shape[0],), -1, dtype=values.dtype))[b] = values.cpu()
-        if attack.last_ever_adversarial is not None:
-            ever[b] = attack.last_ever_adversarial
+        done = checkpoint.load(index, b) if taking_back else None
+        if done is None:
+            if taking_back and rng_after is not None:
+                restore_generators(generator, rng_after)  # later batches draw what an uninterrupted run drew
+            taking_back = False
+            given = handed(b.numel()) if callable(handed) and not isinstance(handed, nn.Module) else handed
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+                out = attack(given, clips[b], None if labels is None else labels[b],
+                             None if targets is None else targets[b], generator=generator)
+            done = {"adv": out.to("cpu", clips.dtype), "iterations": attack.last_iterations,
+                    "extra": {k: v.cpu() for k, v in attack.last_extra.items()}, "ever": attack.last_ever_adversarial}
+            if after_batch is not None:
+                done["extra"].update({k: v.cpu() for k, v in (after_batch(b, given) or {}).items()})
+            if checkpoint is not None:
+                checkpoint.save(index, {"rows": b.cpu(), **done, "rng": generator_states(generator)})
+        else:
+            rng_after = done["rng"]
+        adv[b] = done["adv"]
+        if done["iterations"] is not None:
+            iterations.append(done["iterations"])
+        for key, values in done["extra"].items():
+            extra.setdefault(key, torch.full((clips.shape[0],), -1, dtype=values.dtype))[b] = values
+        if done["ever"] is not None:
+            ever[b] = done["ever"]
         else:
             tracks = False
-        if after_batch is not None:
-            after_batch(b, given)
     return Crafted(adv, torch.cat(iterations) if iterations else None, ever if tracks else None, extra)
 
 
@@ -114,6 +135,8 @@ class _Common:
     store: ArtefactStore
     victim_fingerprint: str  # victim checkpoint sha256 and defense, for cache keys
     data_fingerprint: dict[str, Any]  # dataset name, version, split, sample ids sha256
+    checkpoint: BatchCheckpoint | None = None  # per-batch progress of the main crafting (resume after a kill)
+    amp: bool = False  # bfloat16 autocast for the attack's forward and backward passes
     attack_model: nn.Module | None = None  # what a white-box attacker differentiates (BPDA variant), default eval_model
     eot_samples: int = 1  # draws per gradient against a randomized defense
 
@@ -135,7 +158,7 @@ class WhiteBox(ThreatSetting):
         c = self.common
         rows = attacked.nonzero().squeeze(1)
         return attack_rows(attack, self.handed, clips, labels, targets, rows, c.batch_size, c.device, c.seed,
-                           progress=f"{attack.name}" if progress else None)
+                           progress=f"{attack.name}" if progress else None, checkpoint=c.checkpoint, amp=c.amp)
 
     def sanity(self, attack, clips, labels, targets, attacked, success, subset_size):
         sub = attacked.nonzero().squeeze(1)[:subset_size]
@@ -244,7 +267,8 @@ class _CachedCraft(ThreatSetting):
         def build() -> dict[str, Any]:
             crafted = attack_rows(attack, self.handed, clips, self._labels_for_attack(labels), targets,
                                   torch.arange(clips.shape[0]), c.batch_size, c.device, c.seed,
-                                  progress=f"{attack.name} (crafting once for every victim)" if progress else None)
+                                  progress=f"{attack.name} (crafting once for every victim)" if progress else None,
+                                  checkpoint=c.checkpoint, amp=c.amp)
             content: dict[str, Any] = {"adv": crafted.adv, "extra": crafted.extra, **self._after_craft(crafted, clips)}
             if crafted.iterations is not None:
                 content["iterations"] = crafted.iterations
@@ -342,20 +366,25 @@ class DecisionBased(ThreatSetting):
     def oracle(self, num_samples: int, max_queries: int | None = None) -> LabelOracle:
         return LabelOracle(self._classify, num_samples, self.max_queries if max_queries is None else max_queries)
 
-    def _craft(self, attack, clips, labels, targets, rows, max_queries, progress):
+    def _craft(self, attack, clips, labels, targets, rows, max_queries, progress, checkpoint=None):
         c = self.common
         queries = torch.zeros(clips.shape[0], dtype=torch.long)
 
-        def record(b: torch.Tensor, oracle: LabelOracle) -> None:
-            queries[b] = oracle.counts
+        def record(b: torch.Tensor, oracle: LabelOracle) -> dict[str, torch.Tensor]:
+            return {"queries": oracle.counts}
 
         crafted = attack_rows(attack, lambda n: self.oracle(n, max_queries), clips, labels, targets, rows, c.batch_size,
-                              c.device, c.seed, progress=f"{attack.name}" if progress else None, after_batch=record)
+                              c.device, c.seed, progress=f"{attack.name}" if progress else None, after_batch=record,
+                              checkpoint=checkpoint, amp=c.amp)
+        counted = crafted.extra.pop("queries", None)
+        if counted is not None:
+            queries[rows] = counted[rows].long()
         crafted.extra["queries"] = queries
         return crafted
 
     def craft(self, attack, clips, labels, targets, attacked, progress):
-        return self._craft(attack, clips, labels, targets, attacked.nonzero().squeeze(1), self.max_queries, progress)
+        return self._craft(attack, clips, labels, targets, attacked.nonzero().squeeze(1), self.max_queries, progress,
+                           self.common.checkpoint)
 
     def extra_metrics(self, crafted, clips, labels, targets, attacked, success):
         q = crafted.extra["queries"][attacked].float()
