@@ -233,6 +233,13 @@ def build_parser() -> argparse.ArgumentParser:
     reproduce.add_argument("--results-dir", default=None, help="write the new record here (default: nothing is written)")
     reproduce.add_argument("--device", default=None, help="override the recorded device (cpu, cuda, auto)")
 
+    sweep = sub.add_parser("sweep", help="run a TOML grid (victims x attacks x budgets x surrogates x defenses), skipping runs already recorded")
+    sweep.add_argument("grid", help="the grid file (.toml); see robustbench_skel/sweep.py for its keys")
+    sweep.add_argument("--executor", choices=("local", "ray"), default="local",
+                       help="local: one run after another in this process (default); ray: one Ray task per run")
+    sweep.add_argument("--address", default=None, metavar="HOST:PORT", help="the Ray cluster to use (default: a new local one)")
+    sweep.add_argument("--cpus-per-run", type=_positive_int, default=1, help="Ray: CPUs reserved per run (default 1)")
+
     bench = sub.add_parser("bench", help="time victims (forward, forward+backward) or one attack iteration")
     bench.add_argument("--victims", default=None, help="'all' or comma-separated victim names: per-clip timings")
     bench.add_argument("--victim", default="stgcn", help="victim for --attack (default stgcn)")
@@ -399,10 +406,21 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from .sweep import run_sweep
+
+    result = run_sweep(args.grid, executor=args.executor, address=args.address, cpus_per_run=args.cpus_per_run,
+                       progress=sys.stderr.isatty())
+    print(f"{len(result.paths)} run(s) written, {result.skipped} already recorded, {result.seconds:.1f} s")
+    for path in result.paths:
+        print(path)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
-        handlers = {"run": _cmd_run, "transfer": _cmd_transfer, "prepare": _cmd_prepare, "train": _cmd_train, "list": _cmd_list, "leaderboard": _cmd_leaderboard, "bench": _cmd_bench, "defend": _cmd_defend, "show": _cmd_show, "reproduce": _cmd_reproduce}
+        handlers = {"run": _cmd_run, "transfer": _cmd_transfer, "prepare": _cmd_prepare, "train": _cmd_train, "list": _cmd_list, "leaderboard": _cmd_leaderboard, "bench": _cmd_bench, "defend": _cmd_defend, "show": _cmd_show, "reproduce": _cmd_reproduce, "sweep": _cmd_sweep}
         handler = handlers[args.command]
         return handler(args)
     except UserError as exc:
