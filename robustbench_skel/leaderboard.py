@@ -202,6 +202,14 @@ def build_sections(df: pd.DataFrame, records: dict[str, dict], plots_dir: Path |
         section = Section("plots", "Success rate against budget", ", ".join(sorted(df["dataset"].unique())), synthetic, "all", [])
         section.plots = [p for p in curves if p.suffix == ".png"]
         sections.append(section)
+    from .plots_tradeoff import plot_tradeoff
+
+    tradeoff = plot_tradeoff(df, plots_dir) if plots_dir is not None else []
+    if tradeoff:
+        section = Section("plots", "Success against imperceptibility (acceleration deviation), per victim",
+                          ", ".join(sorted(df["dataset"].unique())), bool(df["synthetic"].all()), "all", [])
+        section.plots = tradeoff
+        sections.append(section)
     return sections
 
 
