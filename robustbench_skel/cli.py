@@ -402,7 +402,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     if report.differing:
         print(f"error: not reproduced: {', '.join(report.differing)} differ", file=sys.stderr)
         return 1
-    print("reproduced: every metric matches" + (f" ({report.mode})" if report.mode else ""))
+    print("reproduced: every metric matches")
     return 0
 
 
