@@ -49,7 +49,7 @@ def converged(successes: int, doubled_successes: int, n: int) -> bool:
     changed = abs(doubled_successes - successes)
     if changed <= 1:
         return True
-    return wilson_interval(changed, n, confidence=0.90)[0] <= CONVERGENCE_TOLERANCE  # one-sided 95% lower bound
+    return bool(wilson_interval(changed, n, confidence=0.90)[0] <= CONVERGENCE_TOLERANCE)  # one-sided 95% lower bound
 
 
 def doubled_iterations(attack: Attack) -> tuple[Attack, dict[str, Any]] | None:
