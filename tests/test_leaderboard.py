@@ -290,7 +290,10 @@ def test_html_page(board):
     options = {a["value"] for t, a in tags if t == "option"}
     assert {"transfer", "no-box", "decision-based", "white-box", "ms_g3d", "hsja"} <= options
     images = [a["src"] for t, a in tags if t == "img"]
-    assert len(images) == 2 and all(s.startswith("data:image/png;base64,") for s in images)
+    # the transfer heatmap, the perturbation-vs-queries plot, and one success-vs-imperceptibility plot per victim
+    tradeoffs = list(results.glob("tradeoff_*.png"))
+    assert tradeoffs and len(images) == 2 + len(tradeoffs)
+    assert all(s.startswith("data:image/png;base64,") for s in images)
     assert "SYNTHETIC" in text and "<script>" in text and "<style>" in text
 
 
