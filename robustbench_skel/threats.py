@@ -391,6 +391,9 @@ class DecisionBased(ThreatSetting):
         metrics = {"queries": {"value": float(q.mean()) if q.numel() else float("nan"),
                                "median": float(q.median()) if q.numel() else float("nan"),
                                "max": float(q.max()) if q.numel() else float("nan"), "n": int(q.numel())}}
+        if "perturbation_l2_rms_m" in crafted.extra:  # a minimum-norm attack: its median distance at the query budget
+            d = crafted.extra["perturbation_l2_rms_m"][attacked].double()  # inf where no adversarial clip was found
+            metrics["median_l2_rms_m"] = {"value": float(d.median()) if d.numel() else float("nan"), "n": int(d.numel())}
         return metrics, {}
 
     def sanity(self, attack, clips, labels, targets, attacked, success, subset_size):
