@@ -88,7 +88,7 @@ class NoBoxManifoldAttack(Attack):
             return self._trained[1], None
         store = context.store if context is not None else None
         manifold, entry = load_or_train_manifold(pool, self._config, store, context.command if context else None,
-                                                 bool(context and context.progress))
+                                                 bool(context and context.progress), context.device if context else None)
         self._trained = (pool.sha256, manifold)
         return manifold, entry
 

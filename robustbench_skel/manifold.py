@@ -222,9 +222,9 @@ def info_nce(query: torch.Tensor, key: torch.Tensor, temperature: float, queue: 
     q, k = F.normalize(query, dim=1), F.normalize(key, dim=1)
     if queue is None:
         logits = q @ k.t() / temperature  # the diagonal holds the positives
-        return F.cross_entropy(logits, torch.arange(q.shape[0]))
+        return F.cross_entropy(logits, torch.arange(q.shape[0], device=q.device))
     logits = torch.cat([(q * k).sum(1, keepdim=True), q @ queue.t()], dim=1) / temperature
-    return F.cross_entropy(logits, torch.zeros(q.shape[0], dtype=torch.long))
+    return F.cross_entropy(logits, torch.zeros(q.shape[0], dtype=torch.long, device=q.device))
 
 
 @dataclass
@@ -266,8 +266,13 @@ def _pool_features(encoder: MotionEncoder, clips: torch.Tensor, batch_size: int)
         return torch.cat([F.normalize(encoder(clips[i : i + batch_size]), dim=1) for i in range(0, clips.shape[0], batch_size)])
 
 
-def train_manifold(pool: UnlabelledPool, config: ManifoldConfig, progress: bool = False) -> dict[str, Any]:
-    """Train the encoder on the pool, cluster its features; the artefact's content (tensors only)."""
+def train_manifold(pool: UnlabelledPool, config: ManifoldConfig, progress: bool = False,
+                   device: torch.device | None = None) -> dict[str, Any]:
+    """Train the encoder on the pool (on ``device``; views are drawn on the CPU), cluster its features.
+
+    Returns the artefact's content (tensors only, on the CPU).
+    """
+    device = torch.device("cpu") if device is None else device
     from scipy.cluster.vq import kmeans2
 
     clips = pool.clips.float()
@@ -276,15 +281,15 @@ def train_manifold(pool: UnlabelledPool, config: ManifoldConfig, progress: bool 
     k, _ = config.clusters(clips.shape[0])
     centred = _centre(clips, pool.layout)
     generator = torch.Generator().manual_seed(config.seed)
-    encoder = _build_encoder(pool.layout, config)
+    encoder = _build_encoder(pool.layout, config).to(device)
     key_encoder = None
     queue = None
     if config.queue > 0:
-        key_encoder = _build_encoder(pool.layout, config)
+        key_encoder = _build_encoder(pool.layout, config).to(device)
         key_encoder.load_state_dict(encoder.state_dict())
         for p in key_encoder.parameters():
             p.requires_grad_(False)
-        queue = F.normalize(torch.randn(config.queue, config.dim, generator=generator), dim=1)
+        queue = F.normalize(torch.randn(config.queue, config.dim, generator=generator), dim=1).to(device)
     params = list(encoder.parameters())
     if config.optimizer == "sgd":
         optimizer = torch.optim.SGD(params, lr=config.lr, momentum=0.9, weight_decay=config.weight_decay)
@@ -306,7 +311,7 @@ def train_manifold(pool: UnlabelledPool, config: ManifoldConfig, progress: bool 
         total, count = 0.0, 0
         for start in range(0, order.numel() - batch + 1, batch):  # drop the last partial batch (BatchNorm, negatives)
             x = centred[order[start : start + batch]]
-            v1, v2 = augment(x, config, generator), augment(x, config, generator)
+            v1, v2 = augment(x, config, generator).to(device), augment(x, config, generator).to(device)
             q = encoder.head(encoder.backbone(v1))
             if key_encoder is None:
                 k2 = encoder.head(encoder.backbone(v2))
@@ -329,22 +334,22 @@ def train_manifold(pool: UnlabelledPool, config: ManifoldConfig, progress: bool 
                     queue = torch.cat([k2, queue])[: config.queue]
             total, count = total + float(loss.detach()), count + 1
         losses.append(total / max(count, 1))
-    features = _pool_features(encoder, clips, 256).double().numpy()
+    features = _pool_features(encoder, clips.to(device), 256).cpu().double().numpy()
     centres, _ = kmeans2(features, k, iter=20, minit="++", rng=np.random.default_rng(config.seed))
     centres = F.normalize(torch.from_numpy(centres).float(), dim=1)
-    return {"encoder": {k_: v.detach().clone() for k_, v in encoder.state_dict().items()},
+    return {"encoder": {k_: v.detach().cpu().clone() for k_, v in encoder.state_dict().items()},
             "centres": centres, "losses": torch.tensor(losses, dtype=torch.float64)}
 
 
 def load_or_train_manifold(
     pool: UnlabelledPool, config: ManifoldConfig, store: ArtefactStore | None = None, command: str | None = None,
-    progress: bool = False,
+    progress: bool = False, device: torch.device | None = None,
 ) -> tuple[MotionManifold, dict[str, Any] | None]:
     """The manifold of ``pool`` (trained once and cached in ``store``; trained in memory without one) and its record entry."""
     spec = {"pool": pool.sha256, "layout": pool.layout.name, **config.spec()}
 
     def build() -> dict[str, Any]:
-        return train_manifold(pool, config, progress)
+        return train_manifold(pool, config, progress, device)
 
     if store is None:
         content, entry = build(), None

@@ -167,3 +167,12 @@ def test_bad_manifold_preset_is_a_user_error():
 
     with pytest.raises(UserError, match="preset"):
         ATTACKS.get("s2mi-fgsm")(manifold="huge")
+
+
+def test_moco_queue_and_graph_encoder_train_and_cluster():
+    from robustbench_skel.manifold import train_manifold
+
+    config = manifold_config("fast", **{**TINY, "queue": 16, "key_momentum": 0.9, "arch": "gcn", "optimizer": "sgd",
+                                         "lr": 0.01, "lr_milestones": (1,)})
+    content = train_manifold(_pool(), config)
+    assert content["centres"].shape == (4, 8) and torch.isfinite(content["losses"]).all()
