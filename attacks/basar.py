@@ -221,7 +221,7 @@ class BASAR(Attack):
         best, best_d = adv.clone(), torch.where(found, rms(adv - x, mask), torch.full_like(e, float("inf")))
         d0 = best_d.clone()
         delta = torch.full((n,), self.delta, device=x.device, dtype=x.dtype)
-        eps_ = torch.full((n,), 0.9, device=x.device, dtype=x.dtype)
+        eps_ = torch.full((n,), self.epsilon, device=x.device, dtype=x.dtype)  # the reference: epsilon = 0.95 for both
         reserve = (1 + self.interp_tries) if self.project_every else 0
         steps_done = torch.zeros(n, dtype=torch.long)
         for step in range(self.steps):
