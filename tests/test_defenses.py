@@ -269,3 +269,25 @@ def test_defend_cli_writes_weights_that_load_and_resumes(tmp_path, tiny_checkpoi
     assert described["weights_sha256"] and described["kind"] == "training"
     assert model(make_clips(n=2)).shape == (2, 12)
     assert not torch.equal(model.fc.weight, victim.fc.weight)  # the defended weights, not the victim's
+
+
+def shipped_entries() -> list[tuple[str, str, str]]:
+    from robustbench_skel.registry import VICTIMS
+    from robustbench_skel.victim import model_card
+
+    return [(victim, defense, dataset) for victim in VICTIMS.names()
+            for defense, per_dataset in model_card(victim).get("defended", {}).items() for dataset in per_dataset]
+
+
+@pytest.mark.parametrize("victim,defense,dataset", shipped_entries())
+def test_shipped_defended_weights_load_and_match_their_card(victim, defense, dataset):
+    from robustbench_skel.runner import load_dataset
+    from robustbench_skel.victim import load_victim
+
+    data = load_dataset(dataset, "test", None)
+    loaded = load_victim(victim, data.num_classes, data.layout, dataset)
+    plugin = DEFENSES.get(defense)()
+    ctx = DefenseContext(victim, dataset, data.layout, data.num_classes, data.fps, torch.device("cpu"))
+    model = plugin.apply(loaded.model, ctx)
+    assert plugin.describe()["weights_sha256"]
+    assert model(data.tensors()[0][:2]).shape == (2, data.num_classes)
