@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .artefacts import ArtefactStore
+from .artefacts import ArtefactStore, tensor_sha256
 from .attack import Attack, PrepareContext, ThreatModel, parse_early_stop
 from .autobatch import AUTO_CPU_BATCH, parse_batch_size, resolve_batch_size
 from .datasets import SkeletonDataset, check_clip_values
@@ -232,6 +232,18 @@ def _defended_models(defense: Defense | None, victim: LoadedVictim, dataset: Ske
     return evaluated, attacked, adaptive
 
 
+def _clean_predictions(model: nn.Module, clips: torch.Tensor, subset: SkeletonDataset, victim_fingerprint: str,
+                       defense: Defense | None, config: RunConfig, device: torch.device) -> torch.Tensor:
+    """The victim's predictions on the clean clips, cached by victim and samples: a transfer matrix evaluates
+    the same victim on the same clips once per surrogate row. A randomized defense is always re-evaluated."""
+    if defense is not None and defense.randomized:
+        return predict(model, clips, config.batch_size, device)
+    spec = {"victim": victim_fingerprint, "clips_sha256": tensor_sha256(clips)}
+    content, _ = ArtefactStore().load_or_build(
+        "clean-predictions", spec, lambda: {"pred": predict(model, clips, config.batch_size, device)})
+    return content["pred"]
+
+
 def prepare_attack(config: RunConfig, progress: bool = False) -> list[dict[str, Any]]:
     """Build the artefacts the configured attack trains before attacking (``prepare`` command); their record entries."""
     device = resolve_device(config.device)
@@ -279,12 +291,13 @@ def run_benchmark(config: RunConfig, progress: bool = False, write: bool = True)
     if attack.targeted and victim.model.num_classes < 2:
         raise UserError("a targeted attack needs at least two classes")
     targets = _draw_targets(labels, victim.model.num_classes, config.seed) if attack.targeted else None
-    clean_pred = predict(model, clips, config.batch_size, device)
+    victim_fingerprint = f"{victim.name}:{victim.checkpoint_sha256}:{json.dumps(defense.describe() if defense else None, sort_keys=True)}"
+    clean_pred = _clean_predictions(model, clips, subset, victim_fingerprint, defense, config, device)
     attacked = clean_pred.eq(labels)
 
     common = _Common(
         eval_model=model, batch_size=config.batch_size, device=device, seed=config.seed, store=ArtefactStore(),
-        victim_fingerprint=f"{victim.name}:{victim.checkpoint_sha256}:{json.dumps(defense.describe() if defense else None, sort_keys=True)}",
+        victim_fingerprint=victim_fingerprint,
         data_fingerprint={"name": dataset.name, "version": dataset.version, "split": dataset.split,
                           "sample_ids_sha256": subset.ids_sha256()},
         attack_model=attack_model, eot_samples=attack.eot_samples,
