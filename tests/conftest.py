@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -130,3 +132,31 @@ def training_losses(model: nn.Module, x: torch.Tensor, y: torch.Tensor, optimize
         losses.append(loss.item())
     assert all(np.isfinite(losses))
     return losses
+
+
+def reachable(root: Any, target: Any, through_closures: bool = False, seen: set[int] | None = None, depth: int = 0) -> bool:
+    """Whether ``target`` can be reached from ``root`` through attributes, dataclass fields, module children,
+    lists and dicts (and, with ``through_closures``, the cells of closures).
+
+    The threat-model tests use it to show that what an attack is handed leads nowhere near the victim.
+    """
+    seen = set() if seen is None else seen
+    if root is target:
+        return True
+    if id(root) in seen or depth > 12 or isinstance(root, (str, bytes, int, float, bool, torch.Tensor, np.ndarray, type)):
+        return False
+    seen.add(id(root))
+    children: list[Any] = []
+    if isinstance(root, dict):
+        children += list(root.keys()) + list(root.values())
+    elif isinstance(root, (list, tuple, set, frozenset)):
+        children += list(root)
+    if isinstance(root, nn.Module):
+        children += list(root.children())
+    if dataclasses.is_dataclass(root) and not isinstance(root, type):
+        children += [getattr(root, f.name) for f in dataclasses.fields(root)]
+    if hasattr(root, "__dict__"):
+        children += list(vars(root).values())
+    if through_closures:
+        children += [c.cell_contents for c in (getattr(root, "__closure__", None) or ()) if c.cell_contents is not None]
+    return any(reachable(c, target, through_closures, seen, depth + 1) for c in children)

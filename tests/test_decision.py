@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 
 import numpy as np
 import pytest
@@ -14,29 +13,9 @@ from robustbench_skel.layout import NTU25
 from robustbench_skel.registry import ATTACKS
 from robustbench_skel.runner import RunConfig, run_benchmark
 
-from conftest import make_clips
+from conftest import make_clips, reachable
 
 
-def reachable_by_attributes(root, target, seen=None, depth=0) -> bool:
-    """Whether ``target`` is reachable from ``root`` through attributes, dataclass fields, children, lists and dicts."""
-    seen = set() if seen is None else seen
-    if root is target:
-        return True
-    if id(root) in seen or depth > 12 or isinstance(root, (str, bytes, int, float, bool, torch.Tensor, np.ndarray, type)):
-        return False
-    seen.add(id(root))
-    children = []
-    if isinstance(root, dict):
-        children += list(root.keys()) + list(root.values())
-    elif isinstance(root, (list, tuple, set, frozenset)):
-        children += list(root)
-    if isinstance(root, nn.Module):
-        children += list(root.children())
-    if dataclasses.is_dataclass(root) and not isinstance(root, type):
-        children += [getattr(root, f.name) for f in dataclasses.fields(root)]
-    if hasattr(root, "__dict__"):
-        children += list(vars(root).values())
-    return any(reachable_by_attributes(c, target, seen, depth + 1) for c in children)
 
 
 @pytest.mark.parametrize("name", ["basar", "boundary"])
@@ -62,8 +41,8 @@ def test_decision_attack_holds_only_an_oracle(name, tmp_path, monkeypatch, train
                                      results_dir=str(tmp_path)), write=False)
     victim = victims[0].model
     assert isinstance(seen["handed"], LabelOracle)
-    assert not reachable_by_attributes(seen["handed"], victim)
-    assert not reachable_by_attributes(seen["attack"], victim)
+    assert not reachable(seen["handed"], victim)
+    assert not reachable(seen["attack"], victim)
     record = result.record
     assert record["threat"]["model"] == "decision-based"
     assert max(record["samples"]["queries"]) <= 40

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import dataclasses
 
-import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -19,6 +17,7 @@ from robustbench_skel.registry import ATTACKS
 from robustbench_skel.runner import RunConfig, run_benchmark
 
 from conftest import make_clips
+from conftest import reachable as reachable_in
 
 TINY = dict(epochs=1, channels=(8,), strides=(2,), dim=8, batch_size=32, crop_frames=8, n_clusters=4, drop_nearest=1)
 
@@ -34,29 +33,8 @@ def _tiny_attack(name: str, **kwargs):
     return attack
 
 
-def reachable(root, target, seen=None, depth=0) -> bool:
-    """Whether ``target`` can be reached from ``root`` through attributes, fields, children, lists and dicts."""
-    seen = set() if seen is None else seen
-    if root is target:
-        return True
-    if id(root) in seen or depth > 12 or isinstance(root, (str, bytes, int, float, bool, torch.Tensor, np.ndarray, type)):
-        return False
-    seen.add(id(root))
-    children = []
-    if isinstance(root, dict):
-        children += list(root.keys()) + list(root.values())
-    elif isinstance(root, (list, tuple, set, frozenset)):
-        children += list(root)
-    if isinstance(root, nn.Module):
-        children += list(root.children())
-    if dataclasses.is_dataclass(root) and not isinstance(root, type):
-        children += [getattr(root, f.name) for f in dataclasses.fields(root)]
-    if hasattr(root, "__dict__"):
-        children += list(vars(root).values())
-    for name in ("__closure__",):
-        cells = getattr(root, name, None) or ()
-        children += [c.cell_contents for c in cells if c.cell_contents is not None]
-    return any(reachable(c, target, seen, depth + 1) for c in children)
+def reachable(root, target) -> bool:
+    return reachable_in(root, target, through_closures=True)
 
 
 def test_nobox_attack_is_handed_no_victim_and_no_labels(tmp_path, monkeypatch, trained_tiny_checkpoint):

@@ -13,40 +13,17 @@ from robustbench_skel import threats
 from robustbench_skel.artefacts import ArtefactStore, artefact_key
 from robustbench_skel.attack import Attack, ThreatModel, parse_early_stop
 from robustbench_skel.errors import UserError
-from robustbench_skel.handed import LabelOracle, QueryBudgetExceeded, SurrogateEnsemble, SurrogateInfo
+from robustbench_skel.handed import LabelOracle, QueryBudgetExceeded, SurrogateEnsemble, SurrogateInfo, UnlabelledPool
 from robustbench_skel.registry import ATTACKS
 from robustbench_skel.runner import RunConfig, run_benchmark
 
-from conftest import make_clips
+from conftest import make_clips, reachable
 
 
 def _config(checkpoint, **changes) -> RunConfig:
     base = dict(victim="tiny-test-victim", checkpoint=str(checkpoint), attack="ifgsm", eps=0.02, steps=3, n_samples=12,
                 batch_size=5, sanity_samples=0, device="cpu")
     return RunConfig(**{**base, **changes})
-
-
-def reachable(obj: Any, seen: set[int] | None = None, depth: int = 0) -> list[Any]:
-    """Every object reachable from ``obj`` through attributes, dataclass fields, module children, lists and dicts."""
-    seen = set() if seen is None else seen
-    if id(obj) in seen or depth > 12 or isinstance(obj, (str, bytes, int, float, bool, type(None), torch.Tensor)):
-        return []
-    seen.add(id(obj))
-    found = [obj]
-    children: list[Any] = []
-    if isinstance(obj, dict):
-        children += list(obj.values())
-    elif isinstance(obj, (list, tuple, set)):
-        children += list(obj)
-    else:
-        if isinstance(obj, nn.Module):
-            children += list(obj.children())
-        if dataclasses.is_dataclass(obj):
-            children += [getattr(obj, f.name) for f in dataclasses.fields(obj)]
-        children += list(getattr(obj, "__dict__", {}).values())
-    for child in children:
-        found += reachable(child, seen, depth + 1)
-    return found
 
 
 class _Spy:
@@ -85,7 +62,7 @@ def test_transfer_attack_is_handed_the_surrogates_and_never_the_victim(monkeypat
     record = run_benchmark(config, write=False).record
     victim = victims[0]  # loaded first: the victim; then the surrogate, a separate copy
     assert spy.handed and all(isinstance(h, SurrogateEnsemble) for h in spy.handed)
-    assert all(all(o is not victim for o in reachable(h)) for h in spy.handed)
+    assert not any(reachable(h, victim) for h in spy.handed)
     assert record["threat"]["model"] == "transfer" and record["attack"]["threat_model"] == "transfer"
     assert record["threat"]["early_stop"] == "none" and record["attack"]["early_stop"] == "none"
     assert record["threat"]["surrogates"][0]["checkpoint_sha256"] == record["victim"]["checkpoint_sha256"]
@@ -174,7 +151,8 @@ def test_no_box_attack_gets_a_pool_and_no_labels(monkeypatch, tmp_path, trained_
     record = run_benchmark(_config(trained_tiny_checkpoint, attack="test-nobox-noop", steps=None, results_dir=str(tmp_path),
                                    nobox_pool="test"), write=False).record
     assert all(labels is None for labels in spy.labels)
-    assert all(not any(isinstance(o, nn.Module) for o in reachable(h)) for h in spy.handed)
+    assert spy.handed and all(isinstance(h, UnlabelledPool) for h in spy.handed)
+    assert not any(isinstance(getattr(h, f.name), nn.Module) for h in spy.handed for f in dataclasses.fields(h))
     assert record["threat"]["model"] == "no-box" and record["threat"]["pool"]["split"] == "test"
     assert record["metrics"]["attack_success_rate"]["count"] == 0
 
@@ -188,7 +166,7 @@ def test_label_oracle_counts_every_query_and_keeps_its_budget():
     with pytest.raises(QueryBudgetExceeded):
         oracle.labels(torch.randn(1, 4), rows=torch.tensor([0]))
     assert oracle.counts.tolist() == [2, 1, 1]  # a refused query is not charged
-    assert all(o is not model for o in reachable(oracle))
+    assert not reachable(oracle, model)
 
 
 def test_early_stop_rules(tiny_victim):
