@@ -214,19 +214,6 @@ def build_parser() -> argparse.ArgumentParser:
     defend.add_argument("--half", action="store_true", help="store float16 weights")
     defend.add_argument("--resume", action="store_true", help="continue an interrupted run from OUT.resume")
 
-    defend = sub.add_parser("defend", help="train a training-time defense's weights (pgd-at, trades, beat)")
-    _add_common(defend)
-    defend.add_argument("--defense", required=True, help="training-time defense (see `list`)")
-    defend.add_argument("--checkpoint", default=None, help="the victim's starting weights (default: its shipped weights)")
-    defend.add_argument("--epochs", type=_positive_int, default=None, help="default: the defense's")
-    defend.add_argument("--batch-size", type=_positive_int, default=None, help="default: the defense's (32)")
-    defend.add_argument("--lr", type=_positive_float, default=None, help="peak learning rate (default: the defense's)")
-    defend.add_argument("--defense-opt", type=_attack_option, action="append", default=[], metavar="KEY=VALUE",
-                        help="a defense hyperparameter, e.g. --defense-opt beta=6 (repeatable)")
-    defend.add_argument("--out", default=None, help="output .pt (default: the user cache)")
-    defend.add_argument("--half", action="store_true", help="store float16 weights")
-    defend.add_argument("--resume", action="store_true", help="continue an interrupted run from OUT.resume")
-
     sub.add_parser("list", help="list victims, attacks, defenses and datasets")
 
     board = sub.add_parser("leaderboard", help="build results/leaderboard.{md,csv,tex,html} from the run records")
@@ -327,24 +314,6 @@ def _cmd_train(args: argparse.Namespace) -> int:
     print(f"train accuracy (last epoch) {100 * result.train_accuracy:.1f}%, clean test accuracy {100 * result.test_accuracy:.1f}%")
     c = result.config
     print(f"recipe: {c.epochs} epochs, batch {c.batch_size}, lr {c.lr}, weight decay {c.weight_decay}, bf16 {c.bf16}, seed {c.seed}")
-    print(f"{result.seconds:.0f} s; sha256 {result.sha256}")
-    print(result.path)
-    return 0
-
-
-def _cmd_defend(args: argparse.Namespace) -> int:
-    from .adversarial_training import DefendConfig, train_defense
-
-    config = DefendConfig(
-        victim=args.victim, defense=args.defense, dataset=args.dataset or ("npz" if args.data_path else "synth"),
-        data_path=args.data_path, checkpoint=args.checkpoint, epochs=args.epochs, batch_size=args.batch_size,
-        lr=args.lr, seed=args.seed, device=args.device, out=args.out, half=args.half, resume=args.resume,
-        options=dict(args.defense_opt),
-    )
-    result = train_defense(config)
-    c = result.config
-    print(f"clean train accuracy (last epoch) {100 * result.train_accuracy:.1f}%, clean test accuracy {100 * result.test_accuracy:.1f}%")
-    print(f"recipe: {c.epochs} epochs, batch {c.batch_size}, lr {c.lr}, seed {c.seed}; {result.defense.hyperparameters()}")
     print(f"{result.seconds:.0f} s; sha256 {result.sha256}")
     print(result.path)
     return 0

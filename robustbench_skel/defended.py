@@ -105,6 +105,15 @@ class TrainingDefense(Defense):
                     f"{defend_command(context.victim, self.name, context.dataset)} and pass --defense-checkpoint PATH"
                 )
             path, expected = shipped
+            base = model_card(context.victim).get("pretrained", {}).get(context.dataset, {}).get("sha256")
+            if context.victim_checkpoint_sha256 and base and context.victim_checkpoint_sha256 != base:
+                # The shipped defense was trained from the shipped victim: on other weights it would silently
+                # replace them (pgd-at, trades) or sit on a backbone it never saw (beat's heads).
+                raise UserError(
+                    f"the shipped {self.name} weights of {context.victim} were trained from its shipped {context.dataset} "
+                    f"weights, not from your --checkpoint; build them for yours with: "
+                    f"{defend_command(context.victim, self.name, context.dataset)} --checkpoint PATH, then pass --defense-checkpoint"
+                )
             digest = sha256_file(path)
             if digest != expected:
                 raise UserError(f"the shipped weights {path.name} do not match their sha256 in the model card; reinstall the package")

@@ -13,8 +13,9 @@ Two kinds:
 
 What an adaptive attacker needs is declared, not guessed: a ``randomized`` defense is attacked with
 EOT (the loss gradient averaged over draws), a non-``differentiable`` one with BPDA (the runner asks
-for the defended model with :meth:`Defense.apply` and ``bpda=True``; the defense then returns a
-model whose backward pass uses its differentiable approximation). The runner records which it used.
+for the defended model with :meth:`Defense.apply` and ``bpda=True``; the defense then returns the
+model an attacker differentiates: its differentiable approximation, see ``DefenseContext.bpda``). The
+runner records which it used; the evaluator always re-classifies with the real defended model.
 """
 
 from __future__ import annotations
@@ -43,7 +44,11 @@ class DefenseContext:
     device: torch.device
     victim_checkpoint_sha256: str | None = None
     checkpoint: str | None = None  # --defense-checkpoint: the user's defended weights
-    bpda: bool = False  # build the BPDA variant (forward as usual, backward through an approximation)
+    # Build the model a white-box attacker differentiates: for a non-differentiable component, its
+    # differentiable approximation (BPDA); for randomized smoothing, one noisy draw of the base classifier
+    # per forward (EOT averages over draws) rather than the n-sample vote. The evaluator always uses the
+    # model built with bpda=False.
+    bpda: bool = False
 
 
 class Defense:

@@ -291,3 +291,20 @@ def test_shipped_defended_weights_load_and_match_their_card(victim, defense, dat
     model = plugin.apply(loaded.model, ctx)
     assert plugin.describe()["weights_sha256"]
     assert model(data.tensors()[0][:2]).shape == (2, data.num_classes)
+
+
+@pytest.mark.parametrize("victim,defense,dataset", shipped_entries()[:1])
+def test_shipped_defended_weights_refuse_another_victim_checkpoint(victim, defense, dataset):
+    """Shipped defended weights were trained from the shipped victim; on your weights they would mislead."""
+    from robustbench_skel.runner import load_dataset
+    from robustbench_skel.victim import load_victim, model_card
+
+    data = load_dataset(dataset, "test", None)
+    loaded = load_victim(victim, data.num_classes, data.layout, dataset)
+    plugin = DEFENSES.get(defense)()
+    base = model_card(victim)["pretrained"][dataset]["sha256"]
+    same = DefenseContext(victim, dataset, data.layout, data.num_classes, data.fps, torch.device("cpu"), base)
+    plugin.apply(loaded.model, same)
+    other = DefenseContext(victim, dataset, data.layout, data.num_classes, data.fps, torch.device("cpu"), "0" * 64)
+    with pytest.raises(UserError, match="--defense-checkpoint"):
+        plugin.apply(loaded.model, other)
