@@ -317,7 +317,8 @@ class Transfer(_CachedCraft):
         result = super().sanity(attack, clips, labels, targets, attacked, success, subset_size) or {"subset_size": 0, "checks": {}}
         metrics, _ = self.extra_metrics(None, clips, labels, targets, attacked, success)
         own = metrics["surrogate_success_rate"]["value"]
-        here = float(success[attacked].float().mean()) if bool(attacked.any()) else float("nan")
+        n = int(attacked.sum())
+        here = int((success & attacked).sum()) / n if n else float("nan")  # counts, not a float32 mean: exact ties
         result["checks"]["fools_surrogate"] = {
             "passed": bool(own >= here) if own == own and here == here else None, "success": own, "reference": here,
             "expect": "the attack fools its own surrogate(s) at least as often as it fools the victim",
