@@ -29,12 +29,11 @@ from .errors import UserError
 from .evaluator import predict
 from .registry import DEFENSES
 from .runner import load_dataset, resolve_device
-from .training import _save_atomic, resume_path, storage_state
+from .training import _RESUME_FORMAT, _save_atomic, load_resume_state, resume_path, storage_state
 from .victim import load_victim
 
 __all__ = ["DefendConfig", "DefendResult", "build_training_defense", "train_defense"]
 
-_RESUME_FORMAT = 1
 _RESUME_KEYS = ("victim", "defense", "dataset", "data_path", "checkpoint", "epochs", "batch_size", "lr", "seed", "options")
 
 
@@ -90,19 +89,7 @@ def _recipe(config: DefendConfig) -> dict:
 
 
 def _load_resume(path: Path, config: DefendConfig) -> dict | None:
-    if not path.is_file():
-        return None
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise UserError(f"cannot read the resume state {path} ({type(exc).__name__}); delete it to start afresh") from None
-    if not isinstance(state, dict) or state.get("format") != _RESUME_FORMAT or state.get("kind") != "defend":
-        raise UserError(f"{path} is not a defend resume state of this version; delete it to start afresh")
-    saved, wanted = state["recipe"], _recipe(config)
-    differ = [f"{k} {saved.get(k)!r} vs {wanted[k]!r}" for k in _RESUME_KEYS if saved.get(k) != wanted[k]]
-    if differ:
-        raise UserError(f"{path} belongs to a different run ({'; '.join(differ)}); use the same settings, or delete it")
-    return state
+    return load_resume_state(path, _recipe(config), kind="defend")
 
 
 def train_defense(config: DefendConfig, progress: bool = True) -> DefendResult:

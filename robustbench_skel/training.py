@@ -98,21 +98,29 @@ def _recipe_of(config: TrainConfig) -> dict:
     return {k: getattr(config, k) for k in _RESUME_KEYS}
 
 
-def _load_resume_state(path: Path, config: TrainConfig) -> dict | None:
+def load_resume_state(path: Path, recipe: dict, kind: str | None = None) -> dict | None:
+    """The resume state at ``path`` if it continues a run of ``recipe`` (and ``kind``), ``None`` if absent.
+
+    A state of another format, kind or recipe is refused with one line rather than silently mixed in.
+    """
     if not path.is_file():
         return None
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
         raise UserError(f"cannot read the resume state {path} ({type(exc).__name__}); delete it to start afresh") from None
-    if not isinstance(state, dict) or state.get("format") != _RESUME_FORMAT:
-        raise UserError(f"{path} is not a resume state of this version; delete it to start afresh")
-    saved, wanted = state["recipe"], _recipe_of(config)
-    differ = [f"{k} {saved.get(k)!r} vs {wanted[k]!r}" for k in _RESUME_KEYS if saved.get(k) != wanted[k]]
+    if not isinstance(state, dict) or state.get("format") != _RESUME_FORMAT or state.get("kind") != kind:
+        raise UserError(f"{path} is not a {kind + ' ' if kind else ''}resume state of this version; delete it to start afresh")
+    saved = state["recipe"]
+    differ = [f"{k} {saved.get(k)!r} vs {v!r}" for k, v in recipe.items() if saved.get(k) != v]
     if differ:
         raise UserError(f"{path} belongs to a different run ({'; '.join(differ)}); "
                         "use the same settings, or delete it to start afresh")
     return state
+
+
+def _load_resume_state(path: Path, config: TrainConfig) -> dict | None:
+    return load_resume_state(path, _recipe_of(config))
 
 
 def default_output(victim: str, dataset: str) -> Path:
