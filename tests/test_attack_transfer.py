@@ -251,6 +251,31 @@ def test_swag_moments_are_the_average_of_the_snapshots():
     assert torch.equal(running.mean["w"], torch.tensor([2.0, 4.0])) and torch.equal(running.sqmean["w"], torch.tensor([5.0, 20.0]))
 
 
+def test_ba_finetuning_of_the_shipped_stgcn_stays_finite():
+    """Regression: unclipped, lr 0.01 with the flatness term (r = 0.1, lambda = 1) took ST-GCN's synth
+    weights to NaN within 3 steps, and the NaN moments made every BA gradient NaN (0% success)."""
+    from robustbench_skel.runner import load_dataset
+    from robustbench_skel.victim import load_victim
+
+    data = load_dataset("synth", "train", None)
+    clips, labels = data.tensors()
+    victim = load_victim("stgcn", len(data.class_names), data.layout, "synth")
+    model = victim.model if hasattr(victim, "model") else victim[0]
+    attack = BA()
+    moments = finetune_swag(model, clips[:96], labels[:96], **attack.finetune_spec(), seed=0,
+                            device=torch.device("cpu"))
+    assert moments.count >= 1
+    assert all(torch.isfinite(v).all() for v in moments.mean.values())
+    assert all(torch.isfinite(v).all() for v in moments.sqmean.values())
+
+
+def test_ba_finetuning_that_diverges_stops_with_a_clear_error():
+    clips, labels = _train_data(n=8).tensors()
+    with pytest.raises(UserError, match="diverged"):
+        finetune_swag(_victim(0), clips, labels, epochs=3, lr=1e30, momentum=0.9, weight_decay=0.0, flat_lambda=1.0,
+                      flat_radius=0.1, batch_size=4, swa_n=3, seed=0, device=torch.device("cpu"), max_grad_norm=None)
+
+
 def test_ba_with_scale_zero_is_mifgsm_on_the_mean_weights(tmp_path):
     member = _victim(0)
     ens = _ensemble(member)
