@@ -319,9 +319,11 @@ class Transfer(_CachedCraft):
         own = metrics["surrogate_success_rate"]["value"]
         n = int(attacked.sum())
         here = int((success & attacked).sum()) / n if n else float("nan")  # counts, not a float32 mean: exact ties
+        # An attack that never fools its own surrogate is broken (e.g. NaN gradients), whatever the victim says.
         result["checks"]["fools_surrogate"] = {
-            "passed": bool(own >= here) if own == own and here == here else None, "success": own, "reference": here,
-            "expect": "the attack fools its own surrogate(s) at least as often as it fools the victim",
+            "passed": bool(own >= here and own > 0) if own == own and here == here else None, "success": own,
+            "reference": here,
+            "expect": "the attack fools its own surrogate(s) on some samples, and at least as often as it fools the victim",
         }
         return result
 
