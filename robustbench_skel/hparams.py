@@ -10,7 +10,9 @@ __all__ = ["constructor_arguments", "accepted_arguments"]
 
 
 def accepted_arguments(cls: type) -> list[str]:
-    return [n for n, p in inspect.signature(cls.__init__).parameters.items() if n != "self" and p.kind is not p.VAR_KEYWORD]
+    # *args / **kwargs are not hyperparameters (a plugin without its own __init__ inherits object's)
+    return [n for n, p in inspect.signature(cls.__init__).parameters.items()
+            if n != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
 
 
 def constructor_arguments(obj: Any) -> dict[str, Any]:

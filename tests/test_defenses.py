@@ -308,3 +308,11 @@ def test_shipped_defended_weights_refuse_another_victim_checkpoint(victim, defen
     other = DefenseContext(victim, dataset, data.layout, data.num_classes, data.fps, torch.device("cpu"), "0" * 64)
     with pytest.raises(UserError, match="--defense-checkpoint"):
         plugin.apply(loaded.model, other)
+
+
+@pytest.mark.parametrize("name", ["smooth-purify", "bone-project", "randomized-smoothing", "pgd-at", "trades", "beat"])
+def test_every_defense_describes_itself_for_the_record(name):
+    """A defense without its own __init__ (bone-project) once crashed the runner asking for ``args``."""
+    entry = DEFENSES.get(name)().describe()
+    assert entry["name"] == name
+    assert "args" not in entry["hyperparameters"] and "kwargs" not in entry["hyperparameters"]
