@@ -259,8 +259,7 @@ def test_ba_finetuning_of_the_shipped_stgcn_stays_finite():
 
     data = load_dataset("synth", "train", None)
     clips, labels = data.tensors()
-    victim = load_victim("stgcn", len(data.class_names), data.layout, "synth")
-    model = victim.model if hasattr(victim, "model") else victim[0]
+    model = load_victim("stgcn", len(data.class_names), data.layout, "synth").model
     attack = BA()
     moments = finetune_swag(model, clips[:96], labels[:96], **attack.finetune_spec(), seed=0,
                             device=torch.device("cpu"))
