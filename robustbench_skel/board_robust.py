@@ -47,8 +47,11 @@ def _certified(records: list[dict]) -> dict[tuple[float, str], float]:
     out: dict[tuple[float, str], float] = {}
     for record in records:
         cert = record["metrics"].get("certified_accuracy") or {}
+        unit = cert.get("unit") or ""
         for radius, value in zip(cert.get("radii", []), cert.get("values", [])):
-            out.setdefault((float(radius), cert.get("unit") or ""), value)
+            out.setdefault((float(radius), unit), value)
+        for radius, value in zip(cert.get("radii_rms", []), cert.get("values_rms", [])):  # RMS per coordinate
+            out.setdefault((float(radius), f"{unit} RMS".strip()), value)
     return out
 
 
@@ -76,7 +79,7 @@ def robust_sections(df: pd.DataFrame, records: Mapping[str, dict]) -> list[Secti
             # a standard evaluation stays standard when more attacks are added: they can only lower the figure
             protocol = "standard" if (rg["protocol"] == "standard").any() else "quick"
             entries.append((protocol, wc, (low, high), rg, best, _certified(recs), first))
-        radii = sorted({k for e in entries for k in e[5]})
+        radii = sorted({k for e in entries for k in e[5]}, key=lambda k: (k[1], k[0]))  # by unit, then radius
         columns = ["victim", "defense", "protocol", "n", "clean acc.", "robust acc. [95% CI]", "broke most",
                    "attacks combined", *[f"certified @ {r:g}{(' ' + u) if u else ''}" for r, u in radii], "records"]
         section = Section("robust", f"Robust accuracy, {dataset_label(dataset, synthetic)}: {budget_label(norm, eps)}",

@@ -64,6 +64,11 @@ class Defense:
         """The defended model: clips ``(N, 3, T, V, M)`` in metres -> logits."""
         raise NotImplementedError
 
+    def extra_metrics(self, model: nn.Module, clips: torch.Tensor, labels: torch.Tensor) -> dict[str, Any]:
+        """Metrics only this defense defines, computed on the clean clips with the evaluated ``model`` and added
+        to the record's ``metrics`` (randomized smoothing: certified accuracy). None by default."""
+        return {}
+
     def hyperparameters(self) -> dict[str, Any]:
         return constructor_arguments(self)
 

@@ -87,6 +87,8 @@ def _threat_columns(record: dict) -> dict:
         "certified_accuracy": ";".join(f"{r:g}:{v:.4f}" for r, v in zip(certified.get("radii", []), certified.get("values", [])))
         or None,
         "certified_unit": certified.get("unit"),
+        "certified_accuracy_rms": ";".join(f"{r:g}:{v:.4f}" for r, v in zip(certified.get("radii_rms", []), certified.get("values_rms", [])))
+        or None,
     }
 
 

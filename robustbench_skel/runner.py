@@ -324,6 +324,8 @@ def run_benchmark(config: RunConfig, progress: bool = False, write: bool = True)
         summary["metrics"]["mean_iterations"] = {"value": float(it.mean()), "max": float(it.max()), "n": int(it.numel())}
     extra_metrics, extra_samples = setting.extra_metrics(crafted, clips, labels, targets, attacked, success)
     summary["metrics"].update(extra_metrics)
+    if defense is not None:
+        summary["metrics"].update(defense.extra_metrics(model, clips, labels))
     sanity_started = time.perf_counter()
     sanity = setting.sanity(attack, clips, labels, targets, attacked, success, config.sanity_samples)
     if sanity:

@@ -154,6 +154,19 @@ def test_certify_reports_both_units_and_certified_accuracy():
     assert acc == [0.5, 0.0]
 
 
+def test_smoothing_defense_reports_certified_accuracy_in_both_units():
+    """The record's certified accuracy: CERTIFY on the base classifier, at the configured total-L2 and RMS radii."""
+    x = make_clips(n=2, t=6, pad=1)
+    defense = DEFENSES.get("randomized-smoothing")(certify_n0=10, certify_n=100, certify_radii=[0.0, 0.02, 1.0],
+                                                   certify_radii_rms=[0.0, 1.0])
+    model = defense.apply(ConstantVictim(), context(num_classes=4))
+    cert = defense.extra_metrics(model, x, torch.tensor([2, 1]))["certified_accuracy"]
+    radius = 0.01 * norm.ppf(0.001 ** (1 / 100))  # every draw votes class 2: the largest radius n = 100 allows
+    assert radius < 0.02
+    assert cert["values"] == [0.5, 0.0, 0.0] and cert["values_rms"] == [0.5, 0.0]  # clip 1 is labelled 1: never certified
+    assert cert["median_radius_m"] == pytest.approx(radius) and cert["abstained"] == 0 and cert["n_draws"] == 100
+
+
 def test_smoothing_bpda_draws_fresh_noise_and_is_reproducible(tiny_victim):
     x = make_clips(n=2).requires_grad_(True)
     ctx = DefenseContext("tiny-test-victim", "synth", NTU25, 5, 30.0, torch.device("cpu"), bpda=True)

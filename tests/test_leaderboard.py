@@ -95,7 +95,8 @@ def _write_all(results: Path) -> None:
         make_record("stgcn", "pgd", broken={0}, wrong={8, 9}, preset="standard",
                     defense={"name": "smoothing", "hyperparameters": {"sigma": 0.01}, "kind": "inference",
                              "randomized": True, "differentiable": True},
-                    metrics={"certified_accuracy": {"radii": [0.005, 0.01], "values": [0.6, 0.4], "unit": "m"}}),
+                    metrics={"certified_accuracy": {"radii": [0.005, 0.01], "values": [0.6, 0.4], "unit": "m",
+                                                   "radii_rms": [0.0001], "values_rms": [0.3]}}),
         make_record("stgcn", "pgd", broken={0, 1}, wrong={9},
                     threat={"model": "white-box", "adaptive": {"eot_samples": 8, "bpda": None}},
                     defense={"name": "smoothing", "hyperparameters": {"sigma": 0.01}, "kind": "inference",
@@ -165,9 +166,10 @@ def test_robust_accuracy_table(board):
     rows = [line for line in table.splitlines() if line.startswith("| ")][1:]
     header = table.splitlines()[[i for i, l in enumerate(table.splitlines()) if l.startswith("| victim")][0]]
     assert "certified @ 0.005 m" in header and "certified @ 0.01 m" in header
+    assert header.index("certified @ 0.01 m |") < header.index("certified @ 0.0001 m RMS")  # total L2, then RMS
     # the standard-protocol row ranks first; then by robust accuracy descending
     assert rows[0].startswith("| stgcn | smoothing | standard |")
-    assert "| 60.0% [" in rows[0] and "| 40.0% |" in rows[0]  # worst case of both smoothing records; certified
+    assert "| 60.0% [" in rows[0] and "| 40.0% | 30.0% |" in rows[0]  # worst case of both smoothing records; certified
     stgcn = next(r for r in rows if r.startswith("| stgcn | none |"))
     lo, hi = wilson_interval(3, N)  # pgd breaks 0-2, apgd-ce 3-4, transfer 5, no-box 0; sample 9 clean-wrong
     assert f"30.0% [{100 * lo:.1f}%, {100 * hi:.1f}%]" in stgcn
