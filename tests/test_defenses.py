@@ -323,7 +323,7 @@ def test_shipped_defended_weights_refuse_another_victim_checkpoint(victim, defen
         plugin.apply(loaded.model, other)
 
 
-@pytest.mark.parametrize("name", ["smooth-purify", "bone-project", "randomized-smoothing", "pgd-at", "trades", "beat"])
+@pytest.mark.parametrize("name", DEFENSES.names())
 def test_every_defense_describes_itself_for_the_record(name):
     """A defense without its own __init__ (bone-project) once crashed the runner asking for ``args``."""
     entry = DEFENSES.get(name)().describe()
