@@ -167,6 +167,26 @@ def test_smoothing_defense_reports_certified_accuracy_in_both_units():
     assert cert["median_radius_m"] == pytest.approx(radius) and cert["abstained"] == 0 and cert["n_draws"] == 100
 
 
+def test_smoothing_certificate_is_computed_once_per_victim_and_clips():
+    """CERTIFY is the costly part of a smoothing record and independent of the attack: the next record reuses it."""
+
+    class Counting(ConstantVictim):
+        calls = 0
+
+        def forward(self, x):
+            Counting.calls += 1
+            return super().forward(x)
+
+    x = make_clips(n=2, t=6, pad=1)
+    defense = DEFENSES.get("randomized-smoothing")(certify_n0=10, certify_n=100)
+    model = defense.apply(Counting(), context(num_classes=4))
+    first = defense.extra_metrics(model, x, torch.tensor([2, 1]))
+    calls = Counting.calls
+    assert calls > 0 and defense.extra_metrics(model, x, torch.tensor([2, 1])) == first and Counting.calls == calls
+    defense.extra_metrics(model, x + 0.001, torch.tensor([2, 1]))  # other clips: certified afresh
+    assert Counting.calls > calls
+
+
 def test_smoothing_bpda_draws_fresh_noise_and_is_reproducible(tiny_victim):
     x = make_clips(n=2).requires_grad_(True)
     ctx = DefenseContext("tiny-test-victim", "synth", NTU25, 5, 30.0, torch.device("cpu"), bpda=True)
