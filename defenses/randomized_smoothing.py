@@ -188,8 +188,8 @@ class RandomizedSmoothing(Defense):
         self.batch_size = int(batch_size)
         # CERTIFY's sample sizes and the radii its accuracy is reported at: total L2 and RMS per coordinate,
         # metres. With n = 500 and alpha = 0.001 no radius above 2.2 sigma (total L2) can be certified; n is
-        # small next to Cohen et al.'s 100,000 because every draw is a victim pass (a CPU certifies 64 ST-GCN
-        # clips at n = 500 in about 25 minutes); raise it on a GPU.
+        # small next to Cohen et al.'s 100,000 because every draw is a victim pass, which is slow on a CPU;
+        # raise it on a GPU.
         self.certify_n0 = int(certify_n0)
         self.certify_n = int(certify_n)
         self.certify_radii = [float(r) for r in certify_radii]

@@ -54,6 +54,12 @@ def threat_of(record: dict) -> dict:
     return threat
 
 
+def _radius_pairs(certified: dict, suffix: str) -> str | None:
+    """``radius:accuracy`` pairs of a certified-accuracy entry (``suffix`` "" for total L2, "_rms" per coordinate)."""
+    pairs = zip(certified.get("radii" + suffix, []), certified.get("values" + suffix, []))
+    return ";".join(f"{r:g}:{v:.4f}" for r, v in pairs) or None
+
+
 def _threat_columns(record: dict) -> dict:
     threat, m = threat_of(record), record["metrics"]
     surrogates = threat.get("surrogates") or []
@@ -84,11 +90,9 @@ def _threat_columns(record: dict) -> dict:
         "defense_randomized": defense.get("randomized"),
         "defense_differentiable": defense.get("differentiable"),
         "defense_config": _short_hash(defense.get("hyperparameters")),
-        "certified_accuracy": ";".join(f"{r:g}:{v:.4f}" for r, v in zip(certified.get("radii", []), certified.get("values", [])))
-        or None,
+        "certified_accuracy": _radius_pairs(certified, ""),
         "certified_unit": certified.get("unit"),
-        "certified_accuracy_rms": ";".join(f"{r:g}:{v:.4f}" for r, v in zip(certified.get("radii_rms", []), certified.get("values_rms", [])))
-        or None,
+        "certified_accuracy_rms": _radius_pairs(certified, "_rms"),
     }
 
 
