@@ -185,6 +185,8 @@ class APGD(Attack):
     previous displacement getting ``1 - alpha`` (0.75, i.e. momentum 0.25 on ``x_k - x_{k-1}``).
     """
 
+    supports_eot = True  # :meth:`_evaluate`
+
     def __init__(
         self,
         eps: float = 0.01,
@@ -209,11 +211,9 @@ class APGD(Attack):
         raise NotImplementedError
 
     def _evaluate(self, model: nn.Module, x_cur: torch.Tensor, labels, targets, need_grad: bool):
-        x_cur.requires_grad_(need_grad)
-        logits = model(x_cur)
-        loss = self.loss(logits, labels, targets)
-        grad = torch.autograd.grad(loss.sum(), x_cur)[0] if need_grad else None
-        return logits.detach(), loss.detach(), grad
+        """Logits, loss and gradient at ``x_cur``; against a randomized model, means over the EOT draws
+        (AutoAttack's code keeps the last draw's logits and loss; the means are its less noisy estimate)."""
+        return self.eot_evaluate(model, x_cur, lambda logits, _: self.loss(logits, labels, targets), need_grad)
 
     def run(self, model, x, labels, targets, mask, generator):
         n = x.shape[0]

@@ -13,6 +13,10 @@ that survives logit rescaling; then the skeleton-perceptual attacks SMART and CI
 each), which search along smooth, bone-preserving directions that the Lp attacks do not favour.
 AutoAttack proper runs 9 target classes, FAB-T and Square; we keep 3 targets for the cost of a
 CPU run and leave the black-box component to the decision-based family.
+
+Against a randomized defense every component inherits the cascade's EOT draws (and early-stop rule),
+and "broken" is decided on the logits averaged over as many draws: a single noisy draw would drop
+clips from the cascade that the evaluator's PREDICT then finds unbroken.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from robustbench_skel.attack import Attack, is_adversarial
+from robustbench_skel.attack import Attack, copy_run_settings, is_adversarial, no_loss
 from robustbench_skel.errors import UserError
 from robustbench_skel.hparams import accepted_arguments
 from robustbench_skel.registry import ATTACKS
@@ -48,6 +52,7 @@ class AutoAttack(Attack):
 
     description = "worst case over the pinned cascade skel-aa-v1: APGD-CE, APGD-DLR targeted (top-3), SMART, CIASA; L-inf"
     norm: ClassVar[str] = "linf"
+    supports_eot: ClassVar[bool] = True  # passed on to every component (all support it)
 
     def __init__(self, eps: float = 0.01, version: str = "skel-aa-v1", targeted: bool = False, seed: int = 0,
                  layout: str = "ntu25") -> None:
@@ -77,15 +82,18 @@ class AutoAttack(Attack):
         kwargs = {"eps": self.eps, "seed": self.seed, "targeted": targeted, **params}
         if "layout" in accepted_arguments(cls):
             kwargs["layout"] = self.layout
-        return cls(**kwargs)
+        return copy_run_settings(self, cls(**kwargs))
+
+    def _logits(self, model, x: torch.Tensor) -> torch.Tensor:
+        """The model's logits, averaged over the EOT draws (one pass for a deterministic model)."""
+        return self.eot_evaluate(model, x, no_loss, need_grad=False)[0]
 
     def run(self, model, x, labels, targets, mask, generator):
         n = x.shape[0]
         result = x.clone()
         broken = torch.zeros(n, dtype=torch.bool, device=x.device)
         succeeded_by = torch.full((n,), -1, dtype=torch.long, device=x.device)
-        with torch.no_grad():
-            ranked = model(x).argsort(dim=1, descending=True)
+        ranked = self._logits(model, x).argsort(dim=1, descending=True)
         for index, (_, name, params, rank) in enumerate(self._plan()):
             remaining = (~broken).nonzero().squeeze(1)
             if remaining.numel() == 0:
@@ -99,8 +107,7 @@ class AutoAttack(Attack):
                 others = order[order != labels[remaining, None]].view(remaining.numel(), -1)
                 aim = others[:, rank - 1]
             adv = attack(model, x[remaining], labels[remaining], aim, generator=generator)
-            with torch.no_grad():
-                fooled = is_adversarial(model(adv), labels[remaining], targets[remaining] if self.targeted else None)
+            fooled = is_adversarial(self._logits(model, adv), labels[remaining], targets[remaining] if self.targeted else None)
             hit = remaining[fooled]
             result[hit] = adv[fooled]
             broken[hit] = True

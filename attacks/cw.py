@@ -105,6 +105,7 @@ class CarliniWagnerL2(Attack):
 
     description = "Carlini-Wagner L2, minimum-norm (Adam + binary search over c), projected onto the L2 budget"
     norm = "l2"
+    supports_eot = True  # the objective and its gradient through :meth:`Attack.eot_evaluate`
 
     def __init__(
         self,
@@ -164,14 +165,18 @@ class CarliniWagnerL2(Attack):
             prev_check = torch.full_like(const, math.inf)
             for it in range(self.steps + 1):
                 msk = mask[active]
-                x_cur = (x[active] + delta * msk).requires_grad_(it < self.steps)
-                logits = model(x_cur)
-                dist = ((x_cur - x[active]) * msk).flatten(1).pow(2).sum(1) / n_valid[active]  # squared RMS
+                x_cur = x[active] + delta * msk
                 tgt = targets[active] if targets is not None else None
-                objective = dist + const[active] * cw_objective_margin(logits, labels[active], tgt, self.kappa)
-                sq = dist.detach()
+                x_ref, nv, lab, c = x[active], n_valid[active], labels[active], const[active]
+
+                def objective_of(logits: torch.Tensor, point: torch.Tensor) -> torch.Tensor:
+                    dist = ((point - x_ref) * msk).flatten(1).pow(2).sum(1) / nv  # squared RMS
+                    return dist + c * cw_objective_margin(logits, lab, tgt, self.kappa)
+
+                # EOT against a randomized model: the objective's mean and its gradient over the draws
+                lg, objective, grad = self.eot_evaluate(model, x_cur, objective_of, need_grad=it < self.steps)
+                sq = ((x_cur - x_ref) * msk).flatten(1).pow(2).sum(1) / nv
                 # record the point just evaluated
-                lg = logits.detach()
                 plain = is_adversarial(lg, labels[active], tgt)
                 confident = _confident_success(lg, labels[active], tgt, self.kappa)
                 success[active] |= confident
@@ -185,7 +190,6 @@ class CarliniWagnerL2(Attack):
                 last_point[active] = x_cur.detach()
                 if it == self.steps:
                     break
-                (grad,) = torch.autograd.grad(objective.sum(), x_cur)
                 iterations[active] += 1
                 # Adam on delta (bias-corrected, the step counter is shared: all rows start together)
                 t = it + 1

@@ -28,7 +28,7 @@ from .errors import UserError
 from .hparams import constructor_arguments
 
 __all__ = ["ThreatModel", "Attack", "IterativeGradientAttack", "PrepareContext", "margin_loss", "is_adversarial",
-           "parse_early_stop"]
+           "parse_early_stop", "copy_run_settings", "no_loss"]
 
 
 @dataclass
@@ -78,6 +78,21 @@ def margin_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return other - true
 
 
+def no_loss(logits: torch.Tensor, _: torch.Tensor) -> torch.Tensor:
+    """A zero loss, for :meth:`Attack.eot_evaluate` calls that only want the (averaged) logits."""
+    return logits.new_zeros(logits.shape[0])
+
+
+def copy_run_settings(source: "Attack", target: "Attack") -> "Attack":
+    """Give ``target`` the settings the runner put on ``source`` (early stop, EOT draws) and returns it.
+
+    They are not constructor arguments, so a copy built from :meth:`Attack.hyperparameters` (a sanity
+    re-run, a cascade's component) would otherwise silently fall back to the defaults.
+    """
+    target.early_stop, target.eot_samples = source.early_stop, source.eot_samples
+    return target
+
+
 class Attack:
     """Base class of every attack.
 
@@ -97,6 +112,10 @@ class Attack:
     iterative: ClassVar[bool] = True
     # A budget so large that the attack is effectively unconstrained (the "unbounded" sanity check).
     unbounded_eps: ClassVar[float] = 1.0
+    # Whether the attack honours ``eot_samples`` (averages its loss and gradient over draws of a
+    # randomized model). The runner refuses a white-box attack without it against a randomized defense,
+    # rather than record an EOT evaluation that did not happen.
+    supports_eot: ClassVar[bool] = False
 
     def __init__(self, eps: float = 0.01, targeted: bool = False, seed: int = 0) -> None:
         if not (isinstance(eps, (int, float)) and eps > 0 and not math.isnan(eps)):
@@ -161,6 +180,31 @@ class Attack:
     def constrain(self, x: torch.Tensor, x_adv: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """The closest clip to ``x_adv`` that satisfies the budget (applied to every returned clip)."""
         return x + project(x_adv - x, mask, self.norm, self.eps)
+
+    def eot_evaluate(self, model: nn.Module, x: torch.Tensor, loss_fn: Any, need_grad: bool = True
+                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Logits, per-sample loss ``loss_fn(logits, x)`` and its gradient at ``x``, each averaged over
+        ``eot_samples`` forward passes (EOT, Athalye et al. 2018: the gradient of the expected loss).
+
+        One backward per draw, so memory does not grow with the number of draws. With one draw this is a
+        single plain forward (and backward), so EOT with ``n = 1`` is the plain attack.
+        """
+        logits_sum = loss_sum = grad_sum = None
+        for _ in range(self.eot_samples):
+            v = x.detach().requires_grad_(need_grad)
+            with torch.set_grad_enabled(need_grad):
+                logits = model(v)
+                loss = loss_fn(logits, v)
+            grad = torch.autograd.grad(loss.sum(), v)[0] if need_grad else None
+            logits, loss = logits.detach(), loss.detach()
+            logits_sum = logits if logits_sum is None else logits_sum + logits
+            loss_sum = loss if loss_sum is None else loss_sum + loss
+            if grad is not None:
+                grad_sum = grad if grad_sum is None else grad_sum + grad
+        n = self.eot_samples
+        if n == 1:
+            return logits_sum, loss_sum, grad_sum
+        return logits_sum / n, loss_sum / n, None if grad_sum is None else grad_sum / n
 
     # --- the contract ------------------------------------------------------------------------
     def hyperparameters(self) -> dict[str, Any]:
@@ -240,6 +284,7 @@ class IterativeGradientAttack(Attack):
     """
 
     random_start: ClassVar[bool] = False
+    supports_eot: ClassVar[bool] = True  # :meth:`_averaged_gradient`
 
     def __init__(
         self,
@@ -343,7 +388,8 @@ class IterativeGradientAttack(Attack):
             if it == self.steps:  # the last iterate: one more forward decides, no gradient needed
                 with torch.no_grad():
                     clips = self.clips(xa, variable, m)
-                    ever[active] |= is_adversarial(model(clips), lab, tgt)
+                logits = self.eot_evaluate(model, clips, no_loss, need_grad=False)[0]  # averaged like every step's
+                ever[active] |= is_adversarial(logits, lab, tgt)
                 x_adv[active] = clips
                 break
             probe = variable if plain else self.project_variable(self.lookahead(variable, state), m)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .attack import Attack, IterativeGradientAttack
+from .attack import Attack, IterativeGradientAttack, copy_run_settings
 
 __all__ = ["time_call", "VictimTiming", "time_victim", "AttackTiming", "time_attack"]
 
@@ -98,7 +98,7 @@ def time_attack(attack: Attack, model: nn.Module, x: torch.Tensor, labels: torch
     fwd_bwd = time_call(_forward_backward(model, x), device, repeats)
     steps = getattr(attack, "steps", 1)
     tiny = type(attack)(**{**attack.hyperparameters(), "eps": 1e-9, **({"step_size": 1e-10} if "step_size" in attack.hyperparameters() else {})})
-    tiny.early_stop, tiny.eot_samples = attack.early_stop, attack.eot_samples
+    copy_run_settings(attack, tiny)
     if prepare is not None:
         prepare(tiny)
     full = time_call(lambda: tiny(model, x, labels, targets), device, repeats=max(1, repeats - 1))

@@ -272,6 +272,12 @@ def run_benchmark(config: RunConfig, progress: bool = False, write: bool = True)
     threat = effective_threat_model(attack, config.surrogates)
     early_stop = parse_early_stop(config.early_stop) if config.early_stop else None
     defense = _build_defense(config.defense)
+    eot = threat is ThreatModel.WHITE_BOX and defense is not None and defense.randomized
+    if eot and not attack.supports_eot:
+        usable = ", ".join(name for name, cls in ATTACKS.items()
+                           if cls.supports_eot and cls.threat_model is ThreatModel.WHITE_BOX)
+        raise UserError(f"attack {attack.name!r} cannot average its gradients over the random draws of the randomized "
+                        f"defense {config.defense!r} (EOT), so its result would overstate the defense; use one of: {usable}")
     dataset = load_dataset(config.dataset, config.split, config.data_path, config.seed, config.unit)
     attack = build_attack(config, dataset.layout.name)
     attack.early_stop = early_stop or ("adversarial" if threat is ThreatModel.WHITE_BOX else "none")
@@ -283,7 +289,7 @@ def run_benchmark(config: RunConfig, progress: bool = False, write: bool = True)
         config.victim, dataset.num_classes, dataset.layout, dataset.name, config.checkpoint, device
     )
     model, attack_model, adaptive = _defended_models(defense, victim, dataset, config, device)
-    if adaptive and adaptive["eot_samples"]:
+    if eot:  # EOT is for white-box gradients; a transfer attack's surrogates are not randomized
         attack.eot_samples = int(config.eot_samples)
 
     clips, labels = subset.tensors()
@@ -300,7 +306,7 @@ def run_benchmark(config: RunConfig, progress: bool = False, write: bool = True)
         victim_fingerprint=victim_fingerprint,
         data_fingerprint={"name": dataset.name, "version": dataset.version, "split": dataset.split,
                           "sample_ids_sha256": subset.ids_sha256()},
-        attack_model=attack_model, eot_samples=attack.eot_samples,
+        attack_model=attack_model, eot_samples=int(adaptive["eot_samples"]) if adaptive and adaptive["eot_samples"] else 1,
     )
     common.amp = config.amp
     common.checkpoint = BatchCheckpoint.for_run(config.results_dir, progress_key(

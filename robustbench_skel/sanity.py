@@ -29,7 +29,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from .attack import Attack
+from .attack import Attack, copy_run_settings
 from .evaluator import predict
 from .metrics import wilson_interval
 from .registry import ATTACKS
@@ -58,19 +58,23 @@ def doubled_iterations(attack: Attack) -> tuple[Attack, dict[str, Any]] | None:
     if isinstance(params.get("steps"), int):
         return variant(attack, steps=2 * params["steps"]), {"steps": 2 * params["steps"]}
     if attack.name in MORE_ITERATIONS:
-        doubled = MORE_ITERATIONS[attack.name](attack)
+        doubled = copy_run_settings(attack, MORE_ITERATIONS[attack.name](attack))
         changed = {k: v for k, v in doubled.hyperparameters().items() if params.get(k) != v}
         return doubled, changed
     return None
 
 
 def variant(attack: Attack, **changes: Any) -> Attack:
-    """A copy of ``attack`` with some hyperparameters changed (the rest, resolved step sizes included, kept)."""
+    """A copy of ``attack`` with some hyperparameters changed (the rest, resolved step sizes included, kept).
+
+    The copy keeps the runner's settings too (EOT draws, early stop): a re-run against a randomized
+    defense with one draw where the main run averaged eight would compare two different attacks.
+    """
     params = attack.hyperparameters()
     unknown = set(changes) - set(params)
     if unknown:
         raise ValueError(f"{attack.name} has no hyperparameters {sorted(unknown)}")
-    return type(attack)(**{**params, **changes})
+    return copy_run_settings(attack, type(attack)(**{**params, **changes}))
 
 
 def _success(model: nn.Module, attack: Attack, x: torch.Tensor, y: torch.Tensor, t: torch.Tensor | None,
@@ -115,7 +119,7 @@ def run_sanity_checks(
         "expect": "success at 2*eps >= success at eps",
     }
     if attack.norm == "linf" and attack.iterative and attack.name != "fgsm" and "fgsm" in ATTACKS:
-        fgsm = ATTACKS.get("fgsm")(eps=attack.eps, targeted=attack.targeted, seed=attack.seed)
+        fgsm = copy_run_settings(attack, ATTACKS.get("fgsm")(eps=attack.eps, targeted=attack.targeted, seed=attack.seed))
         fgsm_success = run(fgsm)
         checks["stronger_than_fgsm"] = {
             "passed": base >= fgsm_success, "success": base, "reference": fgsm_success,

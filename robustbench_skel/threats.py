@@ -175,7 +175,7 @@ class WhiteBox(ThreatSetting):
         """Against a randomized defense, averaging gradients over draws (EOT) must not do worse than one draw."""
         c = self.common
         single = variant(attack)
-        single.early_stop, single.eot_samples = attack.early_stop, 1
+        single.eot_samples = 1
         crafted = attack_rows(single, self.handed, x, y, t, torch.arange(x.shape[0]), c.batch_size, c.device, c.seed)
         one = float(is_adversarial_pred(predict(c.eval_model, crafted.adv, c.batch_size, c.device), y, t).float().mean())
         eot = float(success.float().mean())

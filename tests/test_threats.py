@@ -214,6 +214,81 @@ def test_eot_with_one_draw_is_the_plain_attack_and_averages_otherwise(tiny_victi
     assert attack.describe()["eot_samples"] == 4
 
 
+class _Counting(nn.Module):
+    """Counts the forward passes of a (deterministic) victim."""
+
+    def __init__(self, victim: nn.Module) -> None:
+        super().__init__()
+        self.victim, self.calls = victim, 0
+
+    def forward(self, x):
+        self.calls += 1
+        return self.victim(x)
+
+
+def test_apgd_averages_its_loss_and_gradient_over_eot_draws(tiny_victim):
+    x = make_clips(n=4, t=10, seed=5)
+    y = tiny_victim(x).argmax(1)
+    noisy = _NoisyVictim(tiny_victim, 0.05)
+    apgd = ATTACKS.get("apgd-ce")(eps=0.05, steps=4)
+    apgd.eot_samples = 3
+    torch.manual_seed(2)
+    logits, loss, grad = apgd._evaluate(noisy, x, y, None, need_grad=True)
+    torch.manual_seed(2)
+    draws = [apgd.eot_evaluate.__func__(ATTACKS.get("apgd-ce")(eps=0.05, steps=4), noisy, x,
+                                        lambda lg, _: apgd.loss(lg, y, None)) for _ in range(3)]
+    assert torch.allclose(grad, torch.stack([g for *_, g in draws]).mean(0), atol=1e-7)
+    assert torch.allclose(loss, torch.stack([l for _, l, _ in draws]).mean(0), atol=1e-6)
+    assert torch.allclose(logits, torch.stack([lg for lg, *_ in draws]).mean(0), atol=1e-6)
+
+
+@pytest.mark.parametrize("name, options", [("apgd-ce", {"eps": 0.002, "steps": 4}),
+                                           ("cw", {"eps": 0.002, "steps": 4, "binary_search_steps": 1}),
+                                           ("autoattack", {"eps": 0.002})])
+def test_custom_loop_attacks_pay_one_pass_per_eot_draw(tiny_victim, name, options):
+    """On a deterministic victim EOT changes nothing but the cost: n draws are n forward passes each time."""
+    x = make_clips(n=3, t=10, seed=6)
+    y = tiny_victim(x).argmax(1)
+    results, calls = [], []
+    for draws in (1, 3):
+        attack = ATTACKS.get(name)(**options)
+        attack.eot_samples = draws
+        counted = _Counting(tiny_victim)
+        results.append(attack(counted, x, y))
+        calls.append(counted.calls)
+    assert calls[1] == 3 * calls[0] > 0
+    assert torch.allclose(results[0], results[1], atol=1e-6)
+
+
+def test_autoattack_components_and_sanity_variants_keep_the_run_settings():
+    from robustbench_skel.sanity import doubled_iterations, variant
+
+    cascade = ATTACKS.get("autoattack")(eps=0.01)
+    pgd = ATTACKS.get("pgd")(eps=0.01)
+    for attack in (cascade, pgd):
+        attack.eot_samples, attack.early_stop = 5, "margin=1"
+    for _, name, params, _ in cascade._plan():
+        component = cascade._build(name, params, False)
+        assert (component.eot_samples, component.early_stop) == (5, "margin=1"), name
+    for attack in (cascade, pgd):
+        for copy in (variant(attack), variant(attack, eps=0.02), doubled_iterations(attack)[0]):
+            assert (copy.eot_samples, copy.early_stop) == (5, "margin=1"), attack.name
+
+
+def test_eot_is_used_for_white_box_runs_against_a_randomized_defense_only(trained_tiny_checkpoint, tmp_path, monkeypatch):
+    config = _config(trained_tiny_checkpoint, results_dir=str(tmp_path), defense="randomized-smoothing", eot_samples=2,
+                     n_samples=6, steps=2)
+    white = run_benchmark(config, write=False).record
+    assert white["attack"]["eot_samples"] == 2 and white["threat"]["adaptive"]["eot_samples"] == 2
+    transfer = run_benchmark(dataclasses.replace(config, surrogates=["tiny-test-victim"],
+                                                 surrogate_checkpoints=[str(trained_tiny_checkpoint)]), write=False).record
+    assert "eot_samples" not in transfer["attack"]  # the surrogate is not randomized: one pass per gradient
+    monkeypatch.setattr(ATTACKS.get("ifgsm"), "supports_eot", False)
+    with pytest.raises(UserError, match="cannot average its gradients .* randomized defense 'randomized-smoothing'"):
+        run_benchmark(config, write=False)
+    assert run_benchmark(dataclasses.replace(config, defense=None), write=False).record["attack"].get("eot_samples") is None
+
+
 def test_surrogate_ensemble_averages_member_logits(tiny_victim):
     other = type(tiny_victim)(num_classes=5).eval()
     info = SurrogateInfo("a", "a", "0" * 64, None)
