@@ -84,7 +84,7 @@ def no_loss(logits: torch.Tensor, _: torch.Tensor) -> torch.Tensor:
 
 
 def copy_run_settings(source: "Attack", target: "Attack") -> "Attack":
-    """Give ``target`` the settings the runner put on ``source`` (early stop, EOT draws) and returns it.
+    """Give ``target`` the settings the runner put on ``source`` (early stop, EOT draws), and return it.
 
     They are not constructor arguments, so a copy built from :meth:`Attack.hyperparameters` (a sanity
     re-run, a cascade's component) would otherwise silently fall back to the defaults.
