@@ -18,9 +18,10 @@ The algorithm (Algorithm 1 of the paper):
   since the last checkpoint increased the loss (condition 1) or where neither the step size nor the
   best loss changed since the last checkpoint (condition 2). All this state is per sample.
 
-Per-sample early stopping: a sample leaves the batch at its first adversarial iterate (that iterate is
-returned; every per-sample state, step size included, is compacted with it). A sample never fooled
-comes back at its highest-loss point ``x_max``.
+Per-sample early stopping, by the run's rule (``--early-stop``): by default a sample leaves the batch at
+its first adversarial iterate (that iterate is returned; every per-sample state, step size included, is
+compacted with it); with ``margin=K`` at its first iterate fooling the model by a logit margin of K;
+with ``none`` never. A sample that does not leave comes back at its highest-loss point ``x_max``.
 
 Cost and default: ``steps = 25``, not AutoAttack's 100 (``--steps 100`` gives AutoAttack's
 configuration; the checkpoints are fractions of N, so the schedule keeps its shape: 6, 11, 15, 18,
@@ -228,9 +229,11 @@ class APGD(Attack):
         schedule = StepSizeSchedule(loss, 2 * self.eps, self.steps, self.rho)
         best_delta, best_grad, delta_prev = delta.clone(), grad.clone(), delta.clone()
 
-        def drop_done(done: torch.Tensor, x_cur: torch.Tensor) -> None:
+        def drop_done(logits: torch.Tensor, x_cur: torch.Tensor) -> None:
             nonlocal active, delta, delta_prev, best_delta, best_grad, grad
-            ever[active] |= done
+            fooled = is_adversarial(logits, labels[active], tgt())
+            ever[active] |= fooled
+            done = self._done(logits, labels[active], tgt(), fooled)
             if not done.any():
                 return
             x_adv[active[done]] = x_cur[done].detach()
@@ -243,7 +246,7 @@ class APGD(Attack):
         def tgt() -> torch.Tensor | None:
             return targets[active] if targets is not None else None
 
-        drop_done(is_adversarial(logits, labels, targets), x_cur)
+        drop_done(logits, x_cur)
         for k in range(self.steps):
             if active.numel() == 0:
                 break
@@ -261,9 +264,9 @@ class APGD(Attack):
                 if halve.any():  # restart from x_max with its gradient
                     delta = torch.where(_rows(halve, delta), best_delta, delta)
                     grad = torch.where(_rows(halve, grad), best_grad, grad)
-            drop_done(is_adversarial(logits, labels[active], tgt()), x_cur)
+            drop_done(logits, x_cur)
         if active.numel():
-            x_adv[active] = x[active] + best_delta  # never fooled: the highest-loss point
+            x_adv[active] = x[active] + best_delta  # never left: the highest-loss point
         self.last_iterations = iterations.cpu()
         self.last_ever_adversarial = ever.cpu()
         return x_adv

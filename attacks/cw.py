@@ -24,6 +24,7 @@ It does NOT stop at the first success: it returns per sample the smallest-L2 adv
 project it onto the budget ``eps`` (RMS metres per valid coordinate), the usual way to evaluate a
 minimum-norm attack at a fixed budget (Foolbox clips the same way). ``last_extra["min_l2"]`` records
 the RMS size of the smallest adversarial point before that projection (-1 where none was found).
+For the same reason the run's ``--early-stop`` rule does not apply to it: its margin is ``kappa``.
 
 Defaults, and why: the paper runs 9 binary-search steps of up to 10,000 Adam iterations (lr 0.01 in
 tanh space); at ~65 ms per clip and forward+backward pass of ST-GCN on the 2-core CPU, the 64-clip

@@ -206,6 +206,18 @@ class Attack:
             return logits_sum, loss_sum, grad_sum
         return logits_sum / n, loss_sum / n, None if grad_sum is None else grad_sum / n
 
+    def _done(self, logits: torch.Tensor, labels: torch.Tensor, targets: torch.Tensor | None,
+              fooled: torch.Tensor) -> torch.Tensor:
+        """Which samples leave the batch now, by the run's early-stop rule (see ``early_stop``);
+        ``fooled`` is :func:`is_adversarial` of the same logits. Attacks with their own loop call it too."""
+        if self.early_stop == "adversarial":
+            return fooled
+        if self.early_stop == "none":
+            return torch.zeros_like(fooled)
+        kappa = float(self.early_stop.split("=", 1)[1])
+        margin = margin_loss(logits, labels) if targets is None else -margin_loss(logits, targets)
+        return fooled & (margin >= kappa)
+
     # --- the contract ------------------------------------------------------------------------
     def hyperparameters(self) -> dict[str, Any]:
         """Every constructor argument with its value, for the run record."""
@@ -361,17 +373,6 @@ class IterativeGradientAttack(Attack):
             grad, logits = grad + g, logits + lg
         n = self.eot_samples
         return (grad / n, logits / n, clips) if n > 1 else (grad, logits, clips)
-
-    def _done(self, logits: torch.Tensor, labels: torch.Tensor, targets: torch.Tensor | None,
-              fooled: torch.Tensor) -> torch.Tensor:
-        """Which samples leave the batch now, by the run's early-stop rule (see ``early_stop``)."""
-        if self.early_stop == "adversarial":
-            return fooled
-        if self.early_stop == "none":
-            return torch.zeros_like(fooled)
-        kappa = float(self.early_stop.split("=", 1)[1])
-        margin = margin_loss(logits, labels) if targets is None else -margin_loss(logits, targets)
-        return fooled & (margin >= kappa)
 
     def run(self, model, x, labels, targets, mask, generator):
         n = x.shape[0]

@@ -313,6 +313,28 @@ def test_per_sample_state_survives_compaction(tiny_victim):
             assert torch.equal(part, full[:k]) and torch.equal(attack.last_iterations, iterations[:k])
 
 
+@pytest.mark.parametrize("name", ["apgd-ce", "apgd-dlr"])
+def test_apgd_follows_the_runs_early_stop_rule(tiny_victim, name):
+    """Default: leave at the first adversarial iterate; ``none``: every sample runs all iterations and
+    comes back at its highest-loss point; ``margin=K``: a sample leaves only once fooled by margin K."""
+    x = make_clips(n=8, t=10, seed=4)
+    y = _labels(tiny_victim, x)
+    attack = ATTACKS.get(name)(eps=0.05, steps=12)
+    first = attack(tiny_victim, x, y)
+    stopped = attack.last_iterations.clone()
+    assert stopped.min() < 12 and _fooled(tiny_victim, first, y).any()
+
+    attack.early_stop = "none"
+    attack(tiny_victim, x, y)
+    assert bool((attack.last_iterations == 12).all())
+
+    attack.early_stop = "margin=0.02"  # the tiny victim's logits are close: some clips reach it, some not
+    adv = attack(tiny_victim, x, y)
+    left = attack.last_iterations < 12
+    assert left.any() and (~left).any() and bool((attack.last_iterations >= stopped).all())
+    assert bool((margin_loss(tiny_victim(adv[left]), y[left]) >= 0.02).all())
+
+
 # --- APGD: the DLR loss -------------------------------------------------------------------------
 
 
