@@ -21,7 +21,8 @@ PREDICT (which would cost n victim passes per attack step); the evaluator re-dec
 evaluated model also lets a gradient through, the same single draw, when its input requires one.
 
 Noise comes from generators seeded from ``seed`` when the model is built and advanced by every forward
-(each PREDICT call draws fresh noise, as the algorithm requires), so a run is reproducible.
+(each PREDICT call draws fresh noise, as the algorithm requires), so a run is reproducible; their state
+goes into a run's per-batch progress, so a resumed run is too.
 """
 
 from __future__ import annotations
@@ -147,6 +148,16 @@ class SmoothedClassifier(nn.Module):
         if key not in self._generators:
             self._generators[key] = torch.Generator(device=device).manual_seed(self.seed + stream)
         return self._generators[key]
+
+    def random_state(self) -> dict[str, torch.Tensor]:
+        """The state of each noise stream drawn so far; a run's per-batch progress saves it, so a resumed
+        run draws the same noise as an uninterrupted one (:mod:`robustbench_skel.progress`)."""
+        return {key: generator.get_state() for key, generator in self._generators.items()}
+
+    def set_random_state(self, states: dict[str, torch.Tensor]) -> None:
+        for key, state in states.items():
+            device, stream = key.rsplit(":", 1)
+            self.generator(torch.device(device), int(stream)).set_state(state)
 
     def soft_logits(self, x: torch.Tensor) -> torch.Tensor:
         """One draw of the soft smoothed classifier, with a -1e4 abstain column (differentiable)."""

@@ -1,9 +1,9 @@
 """Per-batch progress of a run, so a killed run continues from its last finished batch.
 
 After every finished batch of :func:`robustbench_skel.threats.attack_rows` the batch's adversarial
-clips, its per-sample extras and the state of the run's random generators go to one file under
-``<results-dir>/.progress/<key>/``, written atomically (temporary file + rename), so ``kill -9`` leaves
-either the whole batch or nothing. ``key`` is a content hash of what determines the crafted clips: the
+clips, its per-sample extras and the state of the run's random generators (a randomized defense's
+noise streams included) go to one file under ``<results-dir>/.progress/<key>/``, written atomically
+(temporary file + rename), so ``kill -9`` leaves either the whole batch or nothing. ``key`` is a content hash of what determines the crafted clips: the
 run's configuration without its output-only fields, the resolved batch size, the victim checkpoint's
 sha256 and the hash of the evaluated sample ids. A re-run of the same command finds the folder, skips
 the finished batches and restores the generator state after the last one, so later batches draw the
@@ -24,7 +24,8 @@ from typing import Any
 
 import torch
 
-__all__ = ["OUTPUT_ONLY_FIELDS", "config_identity", "progress_key", "BatchCheckpoint"]
+__all__ = ["OUTPUT_ONLY_FIELDS", "config_identity", "progress_key", "BatchCheckpoint", "generator_states",
+           "restore_generators", "module_random_states"]
 
 # RunConfig fields that change where and how a result is written, never the result itself.
 OUTPUT_ONLY_FIELDS = frozenset({"results_dir", "sweep", "resume"})
@@ -107,16 +108,36 @@ class BatchCheckpoint:
             pass
 
 
-def generator_states(generator: torch.Generator) -> dict[str, torch.Tensor]:
-    """The run's generator and torch's global ones, as saved after a batch (randomized defenses may use the latter)."""
-    states = {"generator": generator.get_state(), "torch": torch.get_rng_state()}
+def generator_states(generator: torch.Generator, handed: Any = None) -> dict[str, Any]:
+    """The run's generator, torch's global ones (randomized defenses may use the latter) and the noise
+    streams of any module of ``handed`` that keeps its own (see :func:`module_random_states`), as saved
+    after a batch."""
+    states: dict[str, Any] = {"generator": generator.get_state(), "torch": torch.get_rng_state()}
     if generator.device.type == "cuda":
         states["cuda"] = torch.cuda.get_rng_state(generator.device)
+    modules = module_random_states(handed)
+    if modules:
+        states["modules"] = modules
     return states
 
 
-def restore_generators(generator: torch.Generator, states: dict[str, torch.Tensor]) -> None:
+def restore_generators(generator: torch.Generator, states: dict[str, Any], handed: Any = None) -> None:
     generator.set_state(states["generator"])
     torch.set_rng_state(states["torch"])
     if generator.device.type == "cuda" and "cuda" in states:
         torch.cuda.set_rng_state(states["cuda"], generator.device)
+    if isinstance(handed, torch.nn.Module) and states.get("modules"):
+        by_name = dict(handed.named_modules())
+        for name, state in states["modules"].items():
+            if name in by_name:
+                by_name[name].set_random_state(state)
+
+
+def module_random_states(handed: Any) -> dict[str, dict[str, torch.Tensor]]:
+    """``{module name: module.random_state()}`` over the modules of ``handed`` that draw from generators of
+    their own (randomized smoothing's noise) and say so by defining ``random_state``/``set_random_state``:
+    without them a resumed run would restart those streams and draw other noise than an uninterrupted one."""
+    if not isinstance(handed, torch.nn.Module):
+        return {}
+    return {name: module.random_state() for name, module in handed.named_modules()
+            if callable(getattr(module, "random_state", None)) and callable(getattr(module, "set_random_state", None))}

@@ -75,7 +75,9 @@ def attack_rows(
         done = checkpoint.load(index, b) if taking_back else None
         if done is None:
             if taking_back and rng_after is not None:
-                restore_generators(generator, rng_after)  # later batches draw what an uninterrupted run drew
+                # later batches draw what an uninterrupted run drew; a handed object made anew per batch starts
+                # its own streams afresh in both runs, one kept across batches continues them
+                restore_generators(generator, rng_after, handed)
             taking_back = False
             given = handed(b.numel()) if callable(handed) and not isinstance(handed, nn.Module) else handed
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
@@ -86,7 +88,7 @@ def attack_rows(
             if after_batch is not None:
                 done["extra"].update({k: v.cpu() for k, v in (after_batch(b, given) or {}).items()})
             if checkpoint is not None:
-                checkpoint.save(index, {"rows": b.cpu(), **done, "rng": generator_states(generator)})
+                checkpoint.save(index, {"rows": b.cpu(), **done, "rng": generator_states(generator, handed)})
         else:
             rng_after = done["rng"]
         adv[b] = done["adv"]

@@ -54,6 +54,36 @@ def test_attack_rows_takes_back_finished_batches(tiny_victim, tmp_path):
     assert not (tmp_path / "p").exists()
 
 
+def test_a_resumed_run_continues_the_noise_streams_of_a_randomized_defense(tiny_victim, tmp_path):
+    """Randomized smoothing draws from generators of its own: the progress saves them, and a resumed run
+    (a fresh model, as a new process builds) draws the noise an uninterrupted run drew."""
+    from robustbench_skel.defenses.randomized_smoothing import SmoothedClassifier
+
+    def smoothed() -> SmoothedClassifier:
+        return SmoothedClassifier(tiny_victim, 5, sigma=0.05, n=4, alpha=0.001, seed=3, batch_size=8, bpda=True)
+
+    x, y = make_clips(n=6), torch.arange(6) % 5
+    rows, cpu = torch.arange(6), torch.device("cpu")
+    attack = ATTACKS.get("pgd")(eps=0.02, steps=3)
+    attack.eot_samples, attack.early_stop = 2, "none"  # every step draws noise, whatever the clip
+    whole = attack_rows(attack, smoothed(), x, y, None, rows, 2, cpu, 0)
+
+    def resumed(restart_streams: bool) -> torch.Tensor:
+        folder = tmp_path / f"p{restart_streams}"
+        attack_rows(attack, smoothed(), x, y, None, rows, 2, cpu, 0, checkpoint=BatchCheckpoint(folder))
+        (folder / "batch-000002.pt").unlink()  # as if killed during the last batch
+        model = smoothed()
+        if restart_streams:  # what a resume without the saved streams would do
+            model.set_random_state = lambda states: None
+        again = BatchCheckpoint(folder)
+        out = attack_rows(attack, model, x, y, None, rows, 2, cpu, 0, checkpoint=again).adv
+        assert again.resumed == 2
+        return out
+
+    assert torch.equal(resumed(restart_streams=False), whole.adv)
+    assert not torch.equal(resumed(restart_streams=True), whole.adv)  # so the test above can fail
+
+
 def _launcher(tmp_path: Path) -> Path:
     """A script that registers the test victim (tests/conftest.py) and runs the CLI."""
     script = tmp_path / "launch.py"
