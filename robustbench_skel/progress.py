@@ -70,6 +70,10 @@ class BatchCheckpoint:
     def for_run(cls, results_dir: str | Path, key: str, fresh: bool = False) -> "BatchCheckpoint":
         return cls(Path(results_dir) / ".progress" / key[:32], fresh=fresh)
 
+    def sub(self, name: str) -> "BatchCheckpoint":
+        """The progress of a later stage of the same run (a sanity re-run), in a folder of its own inside this one."""
+        return BatchCheckpoint(self.folder / name)
+
     def _path(self, index: int) -> Path:
         return self.folder / f"batch-{index:06d}.pt"
 

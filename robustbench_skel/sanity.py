@@ -17,7 +17,8 @@ re-runs the attack under changed settings and checks:
 plus, on every attacked sample, ``within_budget``, ``finite`` and ``no_success_lost`` (nothing that
 was adversarial during the optimisation went missing from the result).
 
-Every re-run is re-classified by the evaluator's own forward pass, never taken from the attack.
+Every re-run is re-classified by the evaluator's own forward pass on the evaluated (defended) model, never
+taken from the attack.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from torch import nn
 from .attack import Attack, copy_run_settings
 from .evaluator import predict
 from .metrics import wilson_interval
+from .progress import BatchCheckpoint
 from .registry import ATTACKS
 
 __all__ = ["SANITY_CHECKS", "run_sanity_checks", "variant", "converged", "doubled_iterations", "MORE_ITERATIONS"]
@@ -77,14 +79,13 @@ def variant(attack: Attack, **changes: Any) -> Attack:
     return copy_run_settings(attack, type(attack)(**{**params, **changes}))
 
 
-def _success(model: nn.Module, attack: Attack, x: torch.Tensor, y: torch.Tensor, t: torch.Tensor | None,
-             batch_size: int, device: torch.device, generator_seed: int) -> float:
-    generator = torch.Generator(device=device).manual_seed(generator_seed)
-    adv = torch.cat([
-        attack(model, x[i : i + batch_size], y[i : i + batch_size], None if t is None else t[i : i + batch_size], generator=generator).cpu()
-        for i in range(0, x.shape[0], batch_size)
-    ])
-    pred = predict(model, adv, batch_size, device)
+def _success(model: nn.Module, evaluated: nn.Module, attack: Attack, x: torch.Tensor, y: torch.Tensor, t: torch.Tensor | None,
+             batch_size: int, device: torch.device, generator_seed: int, checkpoint: BatchCheckpoint | None = None) -> float:
+    from .threats import attack_rows  # threats builds on this module
+
+    adv = attack_rows(attack, model, x, y, t, torch.arange(x.shape[0]), batch_size, device, generator_seed,
+                      checkpoint=checkpoint).adv
+    pred = predict(evaluated, adv, batch_size, device)  # always re-classified, so a resumed run draws what it drew
     fooled = pred.eq(t) if t is not None else pred.ne(y)
     return float(fooled.float().mean())
 
@@ -99,28 +100,41 @@ def run_sanity_checks(
     batch_size: int,
     device: torch.device,
     seed: int,
+    checkpoint: BatchCheckpoint | None = None,
+    evaluated: nn.Module | None = None,
 ) -> dict[str, Any]:
-    """Run the re-attack checks on ``clips`` (the subset), given the main run's per-sample success there."""
+    """Run the re-attack checks on ``clips`` (the subset), given the main run's per-sample success there.
+
+    ``model`` is what the attack differentiates; ``evaluated`` (default ``model``) classifies the re-runs,
+    as the evaluator classified the main run: under BPDA the two differ (randomized smoothing's attacked
+    model is one soft noisy draw, its evaluated one the n-draw PREDICT), and success must be measured alike
+    on both sides of every comparison.
+
+    With ``checkpoint`` (the run's progress) every re-run saves its finished batches in a folder of its
+    own, so a run killed during its sanity checks (hours against a randomized defense on a CPU) resumes them.
+    """
     n = clips.shape[0]
     base = float(main_success.float().mean()) if n else float("nan")
     checks: dict[str, dict[str, Any]] = {}
 
-    def run(a: Attack) -> float:
-        return _success(model, a, clips, labels, targets, batch_size, device, seed)
+    def run(a: Attack, check: str) -> float:
+        part = checkpoint.sub(f"sanity-{check}") if checkpoint is not None else None
+        return _success(model, evaluated if evaluated is not None else model, a, clips, labels, targets, batch_size,
+                        device, seed, part)
 
-    unbounded = run(variant(attack, **_unbounded_settings(attack)))
+    unbounded = run(variant(attack, **_unbounded_settings(attack)), "unbounded")
     checks["unbounded"] = {
         "passed": unbounded >= UNBOUNDED_SUCCESS, "success": unbounded, "eps": attack.unbounded_eps,
         "expect": f"success >= {UNBOUNDED_SUCCESS:.0%} with an effectively unlimited budget",
     }
-    doubled_budget = run(variant(attack, eps=2 * attack.eps, **_step_for(attack, 2 * attack.eps)))
+    doubled_budget = run(variant(attack, eps=2 * attack.eps, **_step_for(attack, 2 * attack.eps)), "monotone_in_budget")
     checks["monotone_in_budget"] = {
         "passed": doubled_budget >= base, "success": doubled_budget, "reference": base,
         "expect": "success at 2*eps >= success at eps",
     }
     if attack.norm == "linf" and attack.iterative and attack.name != "fgsm" and "fgsm" in ATTACKS:
         fgsm = copy_run_settings(attack, ATTACKS.get("fgsm")(eps=attack.eps, targeted=attack.targeted, seed=attack.seed))
-        fgsm_success = run(fgsm)
+        fgsm_success = run(fgsm, "stronger_than_fgsm")
         checks["stronger_than_fgsm"] = {
             "passed": base >= fgsm_success, "success": base, "reference": fgsm_success,
             "expect": "success >= FGSM's at the same eps",
@@ -129,7 +143,7 @@ def run_sanity_checks(
         checks["stronger_than_fgsm"] = {"passed": None, "expect": "applies to iterative L-inf attacks"}
     doubled = doubled_iterations(attack) if attack.iterative else None
     if doubled is not None:
-        doubled_steps = run(doubled[0])
+        doubled_steps = run(doubled[0], "converged")
         checks["converged"] = {
             "passed": converged(round(base * n), round(doubled_steps * n), n), "success": doubled_steps, "reference": base,
             **doubled[1], "expect": "doubling the iterations changes at most one success, or a number whose one-sided 95% "

@@ -100,6 +100,8 @@ def attack_rows(
             ever[b] = done["ever"]
         else:
             tracks = False
+    if taking_back and rng_after is not None:  # every batch taken back: leave the streams where the run left them
+        restore_generators(generator, rng_after, handed)
     return Crafted(adv, torch.cat(iterations) if iterations else None, ever if tracks else None, extra)
 
 
@@ -168,7 +170,8 @@ class WhiteBox(ThreatSetting):
             return None
         c = self.common
         x, y, t = clips[sub], labels[sub], None if targets is None else targets[sub]
-        result = run_sanity_checks(attack, self.handed, x, y, t, success[sub], c.batch_size, c.device, c.seed)
+        result = run_sanity_checks(attack, self.handed, x, y, t, success[sub], c.batch_size, c.device, c.seed,
+                                   checkpoint=c.checkpoint, evaluated=c.eval_model)
         if attack.eot_samples > 1:
             result["checks"]["eot_not_below_single_draw"] = self._single_draw_check(attack, x, y, t, success[sub])
         return result
@@ -178,7 +181,8 @@ class WhiteBox(ThreatSetting):
         c = self.common
         single = variant(attack)
         single.eot_samples = 1
-        crafted = attack_rows(single, self.handed, x, y, t, torch.arange(x.shape[0]), c.batch_size, c.device, c.seed)
+        crafted = attack_rows(single, self.handed, x, y, t, torch.arange(x.shape[0]), c.batch_size, c.device, c.seed,
+                              checkpoint=c.checkpoint.sub("sanity-single-draw") if c.checkpoint else None)
         one = float(is_adversarial_pred(predict(c.eval_model, crafted.adv, c.batch_size, c.device), y, t).float().mean())
         eot = float(success.float().mean())
         return {"passed": eot >= one, "success": eot, "reference": one, "eot_samples": attack.eot_samples,

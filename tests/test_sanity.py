@@ -82,3 +82,49 @@ def test_fgsm_is_not_compared_with_itself_and_variants_keep_hyperparameters():
     pgd = ATTACKS.get("pgd")(eps=0.02, steps=4)
     doubled = variant(pgd, steps=8)
     assert doubled.step_size == pgd.step_size and doubled.steps == 8
+
+
+class _Counting(torch.nn.Module):
+    """The wrapped model, counting the clips it is run on."""
+
+    def __init__(self, model, shift: float = 0.0):
+        super().__init__()
+        self.model, self.shift, self.clips = model, shift, 0
+
+    def forward(self, x):
+        self.clips += x.shape[0]
+        return self.model(x) + self.shift
+
+
+def test_re_runs_are_classified_by_the_evaluated_model(tiny_victim):
+    """Under BPDA the attacked model is not the evaluated one: success is the evaluated model's, as in the main run."""
+    x, y = _setup(tiny_victim)
+    with torch.no_grad():
+        stubborn_bias = torch.nn.functional.one_hot(y, tiny_victim(x).shape[1]) * 1e4
+    stubborn = lambda clips: tiny_victim(clips) + stubborn_bias[: clips.shape[0]]  # noqa: E731  (the same rows, in order)
+    evaluated = _Counting(stubborn)
+    attack = ATTACKS.get("pgd")(eps=0.05, steps=10)
+    checks = run_sanity_checks(attack, tiny_victim, x, y, None, torch.zeros(len(y), dtype=torch.bool), batch_size=len(y),
+                               device=torch.device("cpu"), seed=0, evaluated=evaluated)["checks"]
+    assert evaluated.clips > 0 and checks["unbounded"]["success"] == 0.0  # the attacked model alone would be fooled
+    assert _checks(attack, tiny_victim, x, y)["unbounded"]["success"] > 0.9
+
+
+def test_sanity_re_runs_resume_from_their_saved_batches(tiny_victim, tmp_path):
+    from robustbench_skel.progress import BatchCheckpoint
+
+    x, y = _setup(tiny_victim)
+    attack = ATTACKS.get("pgd")(eps=0.05, steps=10)
+    success = torch.zeros(len(y), dtype=torch.bool)
+
+    def checks(model):
+        return run_sanity_checks(attack, model, x, y, None, success, batch_size=4, device=torch.device("cpu"), seed=0,
+                                 checkpoint=BatchCheckpoint(tmp_path / "run"), evaluated=tiny_victim)["checks"]
+
+    first_model, again_model = _Counting(tiny_victim), _Counting(tiny_victim)
+    first = checks(first_model)
+    assert {p.parent.name for p in (tmp_path / "run").glob("*/batch-*.pt")} == {
+        "sanity-unbounded", "sanity-monotone_in_budget", "sanity-stronger_than_fgsm", "sanity-converged"}
+    again = checks(again_model)
+    assert first_model.clips > 0 and again_model.clips == 0  # every re-run taken back, none attacked again
+    assert again == first
