@@ -3,9 +3,10 @@
 After every finished batch of :func:`robustbench_skel.threats.attack_rows` the batch's adversarial
 clips, its per-sample extras and the state of the run's random generators (a randomized defense's
 noise streams included) go to one file under ``<results-dir>/.progress/<key>/``, written atomically
-(temporary file + rename), so ``kill -9`` leaves either the whole batch or nothing. ``key`` is a content hash of what determines the crafted clips: the
-run's configuration without its output-only fields, the resolved batch size, the victim checkpoint's
-sha256 and the hash of the evaluated sample ids. A re-run of the same command finds the folder, skips
+(temporary file + rename), so ``kill -9`` leaves either the whole batch or nothing. ``key`` is a
+content hash of what determines the crafted clips: the run's configuration without its output-only
+fields, the resolved batch size, the victim checkpoint's sha256 and the hash of the evaluated sample
+ids. Each sanity re-run keeps its batches in a sub-folder (:meth:`BatchCheckpoint.sub`). A re-run of the same command finds the folder, skips
 the finished batches and restores the generator state after the last one, so later batches draw the
 same numbers and the record equals that of an uninterrupted run. The folder goes once the record is
 written.
