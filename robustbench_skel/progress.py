@@ -6,10 +6,10 @@ noise streams included) go to one file under ``<results-dir>/.progress/<key>/``,
 (temporary file + rename), so ``kill -9`` leaves either the whole batch or nothing. ``key`` is a
 content hash of what determines the crafted clips: the run's configuration without its output-only
 fields, the resolved batch size, the victim checkpoint's sha256 and the hash of the evaluated sample
-ids. Each sanity re-run keeps its batches in a sub-folder (:meth:`BatchCheckpoint.sub`). A re-run of the same command finds the folder, skips
-the finished batches and restores the generator state after the last one, so later batches draw the
-same numbers and the record equals that of an uninterrupted run. The folder goes once the record is
-written.
+ids; each sanity re-run keeps its batches in a sub-folder (:meth:`BatchCheckpoint.sub`). A re-run of
+the same command finds the folder, skips the finished batches and restores the generator state after
+the last one, so later batches draw the same numbers and the record equals that of an uninterrupted
+run. The folder goes once the record is written.
 """
 
 from __future__ import annotations
