@@ -36,7 +36,7 @@ from .metrics import wilson_interval
 from .progress import BatchCheckpoint
 from .registry import ATTACKS
 
-__all__ = ["SANITY_CHECKS", "run_sanity_checks", "variant", "converged", "doubled_iterations", "MORE_ITERATIONS"]
+__all__ = ["SANITY_CHECKS", "run_sanity_checks", "re_run_success", "variant", "converged", "doubled_iterations", "MORE_ITERATIONS"]
 
 SANITY_CHECKS = ("unbounded", "monotone_in_budget", "stronger_than_fgsm", "converged")
 UNBOUNDED_SUCCESS = 0.99
@@ -79,8 +79,10 @@ def variant(attack: Attack, **changes: Any) -> Attack:
     return copy_run_settings(attack, type(attack)(**{**params, **changes}))
 
 
-def _success(model: nn.Module, evaluated: nn.Module, attack: Attack, x: torch.Tensor, y: torch.Tensor, t: torch.Tensor | None,
-             batch_size: int, device: torch.device, generator_seed: int, checkpoint: BatchCheckpoint | None = None) -> float:
+def re_run_success(model: nn.Module, evaluated: nn.Module, attack: Attack, x: torch.Tensor, y: torch.Tensor,
+                   t: torch.Tensor | None, batch_size: int, device: torch.device, generator_seed: int,
+                   checkpoint: BatchCheckpoint | None = None) -> float:
+    """Success rate of ``attack`` re-run on ``x`` against ``model``, decided by ``evaluated`` (resumable with ``checkpoint``)."""
     from .threats import attack_rows  # threats builds on this module
 
     adv = attack_rows(attack, model, x, y, t, torch.arange(x.shape[0]), batch_size, device, generator_seed,
@@ -119,7 +121,7 @@ def run_sanity_checks(
 
     def run(a: Attack, check: str) -> float:
         part = checkpoint.sub(f"sanity-{check}") if checkpoint is not None else None
-        return _success(model, evaluated if evaluated is not None else model, a, clips, labels, targets, batch_size,
+        return re_run_success(model, evaluated if evaluated is not None else model, a, clips, labels, targets, batch_size,
                         device, seed, part)
 
     unbounded = run(variant(attack, **_unbounded_settings(attack)), "unbounded")

@@ -31,7 +31,7 @@ from .evaluator import predict, proportion
 from .handed import LabelOracle, SurrogateEnsemble, UnlabelledPool
 from .progress import BatchCheckpoint, generator_states, restore_generators
 from .registry import ATTACKS
-from .sanity import run_sanity_checks, variant
+from .sanity import re_run_success, run_sanity_checks, variant
 
 __all__ = ["Crafted", "ThreatSetting", "WhiteBox", "Transfer", "NoBox", "DecisionBased", "attack_rows"]
 
@@ -181,9 +181,8 @@ class WhiteBox(ThreatSetting):
         c = self.common
         single = variant(attack)
         single.eot_samples = 1
-        crafted = attack_rows(single, self.handed, x, y, t, torch.arange(x.shape[0]), c.batch_size, c.device, c.seed,
-                              checkpoint=c.checkpoint.sub("sanity-single-draw") if c.checkpoint else None)
-        one = float(is_adversarial_pred(predict(c.eval_model, crafted.adv, c.batch_size, c.device), y, t).float().mean())
+        one = re_run_success(self.handed, c.eval_model, single, x, y, t, c.batch_size, c.device, c.seed,
+                             c.checkpoint.sub("sanity-single-draw") if c.checkpoint else None)
         eot = float(success.float().mean())
         return {"passed": eot >= one, "success": eot, "reference": one, "eot_samples": attack.eot_samples,
                 "expect": "EOT success >= single-draw success (else the EOT estimate is broken or too noisy)"}
