@@ -316,3 +316,13 @@ def test_artefact_store_builds_once_and_rebuilds_a_corrupt_file(tmp_path):
     assert len(builds) == 2
     store.load_or_build("heads", {"a": 2}, build)
     assert len(builds) == 3
+
+
+def test_a_randomized_defense_record_checks_eot_against_a_single_draw(trained_tiny_checkpoint, tmp_path):
+    config = _config(trained_tiny_checkpoint, results_dir=str(tmp_path), defense="randomized-smoothing", eot_samples=2,
+                     n_samples=6, steps=2, sanity_samples=2)
+    record = run_benchmark(config, write=False).record
+    check = record["sanity"]["checks"]["eot_not_below_single_draw"]
+    assert check["eot_samples"] == 2 and 0.0 <= check["reference"] <= 1.0
+    assert check["passed"] == (check["success"] >= check["reference"])
+    assert record["flags"]["sanity_eot_not_below_single_draw"] is check["passed"]
