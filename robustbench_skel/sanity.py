@@ -121,8 +121,8 @@ def run_sanity_checks(
 
     def run(a: Attack, check: str) -> float:
         part = checkpoint.sub(f"sanity-{check}") if checkpoint is not None else None
-        return re_run_success(model, evaluated if evaluated is not None else model, a, clips, labels, targets, batch_size,
-                        device, seed, part)
+        return re_run_success(model, evaluated if evaluated is not None else model, a, clips, labels, targets,
+                              batch_size, device, seed, part)
 
     unbounded = run(variant(attack, **_unbounded_settings(attack)), "unbounded")
     checks["unbounded"] = {
