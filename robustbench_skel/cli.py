@@ -216,6 +216,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("list", help="list victims, attacks, defenses and datasets")
 
+    describe = sub.add_parser("describe", help="a dataset's card: classes, clips per split, sensor model, and a figure of every class")
+    describe.add_argument("dataset", help="dataset name (see `list`), e.g. synth2")
+    describe.add_argument("--out", default=None, help="PNG of one still per class (default results/figures/<dataset>_classes.png)")
+
     board = sub.add_parser("leaderboard", help="build results/leaderboard.{md,csv,tex,html} from the run records")
     board.add_argument("--results-dir", default="results", help="folder holding runs/*.json; the tables go next to it")
     board.add_argument("--ci-style", choices=("brackets", "pm"), default="brackets",
@@ -362,6 +366,16 @@ def _cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_describe(args: argparse.Namespace) -> int:
+    from .describe import describe_dataset
+
+    text, figure = describe_dataset(args.dataset, out=args.out)
+    print(text)
+    if figure is not None:
+        print(figure)
+    return 0
+
+
 def _cmd_leaderboard(args: argparse.Namespace) -> int:
     from .leaderboard import build_leaderboard
 
@@ -420,7 +434,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
-        handlers = {"run": _cmd_run, "transfer": _cmd_transfer, "prepare": _cmd_prepare, "train": _cmd_train, "list": _cmd_list, "leaderboard": _cmd_leaderboard, "bench": _cmd_bench, "defend": _cmd_defend, "show": _cmd_show, "reproduce": _cmd_reproduce, "sweep": _cmd_sweep}
+        handlers = {"run": _cmd_run, "transfer": _cmd_transfer, "prepare": _cmd_prepare, "train": _cmd_train, "list": _cmd_list, "describe": _cmd_describe, "leaderboard": _cmd_leaderboard, "bench": _cmd_bench, "defend": _cmd_defend, "show": _cmd_show, "reproduce": _cmd_reproduce, "sweep": _cmd_sweep}
         handler = handlers[args.command]
         return handler(args)
     except UserError as exc:

@@ -16,10 +16,10 @@ import numpy as np
 
 from ..layout import NTU25
 from ..registry import DATASETS
-from . import synth
+from . import synth, synth2
 from .base import DatasetSource, SkeletonDataset
 
-__all__ = ["SynthSource", "cache_dir"]
+__all__ = ["SynthSource", "Synth2Source", "cache_dir"]
 
 
 def cache_dir() -> Path:
@@ -83,4 +83,58 @@ class SynthSource(DatasetSource):
             sample_ids=tuple(str(s) for s in arrays["sample_ids"]),
             synthetic=True,
             source="synth (procedural)",
+        )
+
+
+@DATASETS.register("synth2")
+class Synth2Source(DatasetSource):
+    """``synth`` 2.0 under its preview name, while the victims are retrained on it.
+
+    Once every shipped victim has synth 2.0 weights, 2.0 becomes ``synth`` and this name goes.
+    """
+
+    description = (
+        f"SYNTHETIC procedural benchmark 2.0 (preview; not real motion capture): {len(synth2.SYNTH_ACTIONS)} NTU-like "
+        f"classes incl. two-person interactions, {synth2.NUM_SUBJECTS} performers, 3 Kinect views with a Kinect v2 "
+        "sensor model, NTU-25 layout, metres, 30 fps; splits train/test (cross-subject), xview-train/xview-test"
+    )
+    synthetic = True
+    needs_path = False
+    splits = synth2.SPLITS
+
+    def __init__(self, seed: int = 0) -> None:
+        self.seed = seed
+
+    def load(self, split, data_path):
+        if data_path is not None:
+            from ..errors import UserError
+
+            raise UserError("dataset 'synth2' is generated, not read: drop --data-path or name your dataset with --dataset")
+        path = cache_dir() / f"synth-v{synth2.SYNTH_VERSION}-seed{self.seed}-{split}.npz"
+        arrays = None
+        if path.is_file():
+            try:
+                with np.load(path) as f:
+                    arrays = {k: f[k] for k in ("clips", "labels", "sample_ids")}
+            except Exception:  # a damaged cache is regenerated, not trusted
+                arrays = None
+        if arrays is None:
+            data = synth2.generate_split(split, seed=self.seed)
+            arrays = {"clips": data.clips, "labels": data.labels, "sample_ids": np.array(data.sample_ids)}
+            try:
+                _write_atomic_npz(path, **arrays)
+            except OSError:
+                pass  # an unwritable cache only costs regeneration next time
+        return SkeletonDataset(
+            name="synth2",
+            version=synth2.SYNTH_VERSION,
+            split=split,
+            layout=NTU25,
+            fps=float(synth2.SYNTH_FPS),
+            class_names=tuple(synth2.SYNTH_ACTIONS),
+            clips=arrays["clips"],
+            labels=arrays["labels"].astype(np.int64),
+            sample_ids=tuple(str(s) for s in arrays["sample_ids"]),
+            synthetic=True,
+            source="synth 2.0 (procedural)",
         )
