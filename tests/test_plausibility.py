@@ -236,3 +236,27 @@ def test_a_transfer_record_carries_plausibility(tmp_path, trained_tiny_checkpoin
     assert share["n"] == record["metrics"]["attack_success_rate"]["count"]
     assert all(f"plausibility_{name}" in record["metrics"] for name in PLAUSIBILITY_METRICS)
     assert "plausible" in format_run_summary(record)
+
+
+def test_reproducing_a_record_from_before_plausibility_is_no_difference():
+    from robustbench_skel.reproduce import compare_metrics
+
+    old = {"metrics": {"linf_m": {"value": 0.01, "ci95": [0.01, 0.01], "max": 0.01, "n": 3}}, "flags": {}}
+    new = {"metrics": {**old["metrics"], "plausible_share": {"value": 0.5, "ci95": [0.1, 0.9], "count": 1, "n": 2}},
+           "flags": {}}
+    rows, differing = compare_metrics(old, new, exact=True)
+    assert differing == [] and ("plausible_share", "not recorded", "1/2", True) in rows
+    assert compare_metrics(new, old, exact=True)[1] == ["plausible_share"]  # a measured metric may not vanish
+
+
+def test_show_crosses_out_the_joint_under_the_floor():
+    from types import SimpleNamespace
+
+    from robustbench_skel.show import _violating
+
+    clean = standing()
+    clean[0, 1, :, J("right_hand_tip"), 0] = 0.0
+    adv = clean.clone()
+    adv[0, 1, 3:5, J("right_hand_tip"), 0] = -0.04
+    marked = _violating(clean[0].float().numpy(), adv[0].float().numpy(), SimpleNamespace(layout=NTU25, fps=FPS))
+    assert marked.shape == (30, 25, 2) and marked[3:5, J("right_hand_tip"), 0].all() and marked.sum() == 2
