@@ -44,6 +44,7 @@ tolerance.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -146,6 +147,7 @@ PLAUSIBILITY_TOLERANCES = {
     "speed_violation_frames": 0.0,  # any new frame with a joint faster than a human can move
 }
 _SLACK = 1e-9  # float rounding when comparing a change with its tolerance
+CHUNK_CLIPS = 256  # clips measured at once: bounds memory on long two-person clips (300 frames x 24 limb pairs)
 
 
 @dataclass(frozen=True)
@@ -217,7 +219,7 @@ def _joint_reason(layout: SkeletonLayout, names: list[str]) -> str | None:
 # ------------------------------------------------------------------------------------------------
 def _max_over(values: torch.Tensor) -> torch.Tensor:
     """Per-clip maximum of a non-negative ``(N, ...)`` tensor (zero where nothing counts)."""
-    return values.flatten(1).amax(dim=1) if values[0].numel() else values.new_zeros(values.shape[0])
+    return values.flatten(1).amax(dim=1) if math.prod(values.shape[1:]) else values.new_zeros(values.shape[0])
 
 
 def _frame_share(bad: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
@@ -383,8 +385,7 @@ def _speed(clean, adv, valid, layout, fps) -> _Measure:
 
     f_c, f_a = too_fast(clean), too_fast(adv)
     frames = pair_valid.any(dim=2)
-    share_c = _frame_share(f_c.permute(0, 1, 3, 2), frames)
-    share_a = _frame_share(f_a.permute(0, 1, 3, 2), frames)
+    share_c, share_a = _frame_share(f_c, frames), _frame_share(f_a, frames)
     n, _, t, v, m = clean.shape
     joints = torch.zeros(n, t, v, m, dtype=torch.bool, device=clean.device)
     joints[:, 1:] = f_a & ~f_c
@@ -440,15 +441,25 @@ def _measure_all(clean: torch.Tensor, adv: torch.Tensor, layout: SkeletonLayout,
 
 
 @torch.no_grad()
-def plausibility(clean: torch.Tensor, adv: torch.Tensor, layout: SkeletonLayout, fps: float) -> PlausibilityResult:
-    """Per-clip plausibility of ``adv`` against ``clean`` (both ``(N, 3, T, V, M)``, in the layout's unit)."""
-    measures, skipped = _measure_all(clean, adv, layout, fps)
-    result = PlausibilityResult(skipped={k: skipped[k] for k in PLAUSIBILITY_METRICS if k in skipped})
+def plausibility(clean: torch.Tensor, adv: torch.Tensor, layout: SkeletonLayout, fps: float,
+                 chunk: int = CHUNK_CLIPS) -> PlausibilityResult:
+    """Per-clip plausibility of ``adv`` against ``clean`` (both ``(N, 3, T, V, M)``, in the layout's unit),
+    measured ``chunk`` clips at a time so that a whole test split fits in memory."""
+    result = PlausibilityResult()
+    parts: dict[str, dict[str, list[np.ndarray]]] = {}
+    for start in range(0, max(clean.shape[0], 1), chunk):
+        c, a = clean[start : start + chunk], adv[start : start + chunk]
+        keep = c.shape[0]
+        if not keep:  # no clips: measure an empty one so that the skips are still stated, keep nothing
+            c = a = clean.new_zeros((1, *clean.shape[1:]))
+        measures, skipped = _measure_all(c, a, layout, fps)
+        result.skipped = {k: skipped[k] for k in PLAUSIBILITY_METRICS if k in skipped}
+        for name, m in measures.items():
+            for kind, values in (("clean", m.clean), ("adversarial", m.adv), ("change", m.change)):
+                parts.setdefault(name, {}).setdefault(kind, []).append(values[:keep].cpu().numpy())
     for name in PLAUSIBILITY_METRICS:
-        if name in measures:
-            m = measures[name]
-            result.values[name] = {"clean": m.clean.cpu().numpy(), "adversarial": m.adv.cpu().numpy(),
-                                   "change": m.change.cpu().numpy()}
+        if name in parts:
+            result.values[name] = {kind: np.concatenate(v) for kind, v in parts[name].items()}
     judged = [n for n in PLAUSIBILITY_TOLERANCES if n in result.values]
     if judged:
         result.plausible = np.all([result.values[n]["change"] <= PLAUSIBILITY_TOLERANCES[n] + _SLACK for n in judged], axis=0)

@@ -260,3 +260,16 @@ def test_show_crosses_out_the_joint_under_the_floor():
     adv[0, 1, 3:5, J("right_hand_tip"), 0] = -0.04
     marked = _violating(clean[0].float().numpy(), adv[0].float().numpy(), SimpleNamespace(layout=NTU25, fps=FPS))
     assert marked.shape == (30, 25, 2) and marked[3:5, J("right_hand_tip"), 0].all() and marked.sum() == 2
+
+
+def test_measuring_in_chunks_gives_the_same_numbers(synth_clips):
+    gen = torch.Generator().manual_seed(1)
+    valid = synth_clips.ne(0).any(dim=1, keepdim=True).any(dim=3, keepdim=True)
+    adv = synth_clips + 0.01 * torch.randn(synth_clips.shape, generator=gen) * valid
+    whole, chunked = plausibility(synth_clips, adv, NTU25, FPS), plausibility(synth_clips, adv, NTU25, FPS, chunk=3)
+    for name, v in whole.values.items():
+        for kind, values in v.items():
+            np.testing.assert_array_equal(values, chunked.values[name][kind])
+    np.testing.assert_array_equal(whole.plausible, chunked.plausible)
+    empty = plausibility(synth_clips[:0], adv[:0], NTU25, FPS)
+    assert empty.plausible.shape == (0,) and not empty.skipped
