@@ -223,19 +223,36 @@ def test_the_evaluator_puts_plausibility_into_the_record(tiny_victim, synth_clip
     assert [p for p in samples["plausible"] if p is not None] == direct.plausible[ok].tolist()
 
 
-def test_a_transfer_record_carries_plausibility(tmp_path, trained_tiny_checkpoint):
+def test_a_transfer_record_carries_plausibility_and_the_leaderboard_shows_it(tmp_path, trained_tiny_checkpoint):
+    import copy
+
+    from robustbench_skel.leaderboard import build_leaderboard
+    from robustbench_skel.record import write_record
     from robustbench_skel.report import format_run_summary
     from robustbench_skel.runner import RunConfig, run_benchmark
 
-    config = RunConfig(victim="tiny-test-victim", checkpoint=str(trained_tiny_checkpoint), attack="ifgsm", eps=0.02, steps=2,
+    config = RunConfig(victim="tiny-test-victim", checkpoint=str(trained_tiny_checkpoint), attack="ifgsm", eps=0.1, steps=3,
                        n_samples=8, batch_size=8, sanity_samples=0, device="cpu", results_dir=str(tmp_path),
                        surrogates=["tiny-test-victim"], surrogate_checkpoints=[str(trained_tiny_checkpoint)])
-    record = run_benchmark(config, write=False).record
+    record = run_benchmark(config).record
     assert record["threat"]["model"] == "transfer"
     share = record["metrics"]["plausible_share"]
-    assert share["n"] == record["metrics"]["attack_success_rate"]["count"]
+    assert share["n"] == record["metrics"]["attack_success_rate"]["count"] >= 1
     assert all(f"plausibility_{name}" in record["metrics"] for name in PLAUSIBILITY_METRICS)
     assert "plausible" in format_run_summary(record)
+
+    older = copy.deepcopy(record)  # a record written before plausibility was measured, at another budget
+    older["metrics"] = {k: v for k, v in older["metrics"].items() if not k.startswith("plausib")}
+    older["run_id"], older["attack"]["eps"] = "older", 0.03
+    write_record(older, tmp_path)
+    written, rows = build_leaderboard(tmp_path)
+    assert rows == 2
+    md = (tmp_path / "leaderboard.md").read_text()
+    assert md.count("## Physical plausibility") == 2 and "not measured" in md
+    for fmt in ("tex", "html"):
+        assert "Physical plausibility" in (tmp_path / f"leaderboard.{fmt}").read_text()
+    assert "plausible_share" in (tmp_path / "leaderboard.csv").read_text().splitlines()[0]
+    assert any(p.name.startswith("plausibility_") and p.suffix == ".png" for p in written)
 
 
 def test_reproducing_a_record_from_before_plausibility_is_no_difference():
