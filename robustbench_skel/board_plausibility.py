@@ -27,6 +27,15 @@ _LABELS = {
 }
 
 
+def _worst_text(measured: bool, n: int | None, worst: str | None, count: int) -> str | None:
+    """The most broken measure as ``foot skating (8/8)``; ``None`` when plausibility was not measured."""
+    if not measured:
+        return None
+    if not n:
+        return "no successful examples"
+    return f"{_LABELS[worst]} ({count}/{n})" if worst else "none broken"
+
+
 def plausibility_columns(metrics: dict) -> dict:
     """The records-table columns of one record's plausibility (all ``None`` for an older record)."""
     share = metrics.get("plausible_share") or {}
@@ -42,7 +51,7 @@ def plausibility_columns(metrics: dict) -> dict:
         "plausible_ci_low": ci[0] if measured else None,
         "plausible_ci_high": ci[1] if measured else None,
         "plausible_n": share.get("n") if measured else None,
-        "plausibility_worst": (f"{_LABELS[worst]} ({worst_count}/{share.get('n')})" if worst else "none broken") if measured else None,
+        "plausibility_worst": _worst_text(measured, share.get("n"), worst, worst_count),
     }
     for name in PLAUSIBILITY_METRICS:
         out[f"plausibility_{name}"] = (metrics.get(f"plausibility_{name}") or {}).get("value")
@@ -66,9 +75,9 @@ def plausibility_sections(df: pd.DataFrame) -> list[Section]:
             "most successful examples exceed (count/successful). Records from before these measures read 'not measured'.")
         for _, r in g.iterrows():
             measured = not is_missing(r.get("plausible_share"))
-            plausible = (Cell.proportion(r["plausible_share"], r["plausible_ci_low"], r["plausible_ci_high"]) if measured
-                         else Cell("not measured", sort=None))
             worst = r.get("plausibility_worst")
+            plausible = (Cell.proportion(r["plausible_share"], r["plausible_ci_low"], r["plausible_ci_high"]) if measured
+                         else Cell("not measured" if is_missing(worst) else "n/a", sort=None))
             cells = [Cell(r["victim"]), Cell(r["defense"]), Cell.link(r["attack"], r["record"]),
                      Cell.proportion(r["success_rate"], r["success_ci_low"], r["success_ci_high"]), plausible,
                      Cell("not measured" if is_missing(worst) else str(worst))]
