@@ -1,7 +1,8 @@
 """The evaluator decides success, never the attack.
 
 It re-classifies every returned clip with the target victim, checks that each one is finite and
-within the declared budget, and measures the imperceptibility of the successful ones. Following the
+within the declared budget, and measures the imperceptibility and the physical plausibility of the
+successful ones (every threat model's record passes through here). Following the
 field's convention, the attack set is the test samples the victim classifies correctly; the
 success rate is over that set, and robust accuracy is over all evaluated samples.
 """
@@ -19,8 +20,9 @@ from torch import nn
 from .budget import budget_size, valid_mask
 from .layout import SkeletonLayout
 from .metrics import PER_CLIP_METRICS, imperceptibility, mean_interval, wilson_interval
+from .plausibility import NONNEGATIVE_CHANGES, PLAUSIBILITY_TOLERANCES, PLAUSIBILITY_UNITS, plausibility
 
-__all__ = ["predict", "BudgetSpec", "evaluate_attack", "proportion", "BUDGET_TOLERANCE"]
+__all__ = ["predict", "BudgetSpec", "evaluate_attack", "proportion", "plausibility_metrics", "BUDGET_TOLERANCE"]
 
 # Slack for float32 rounding when checking the budget: a micrometre, or 1e-5 relative.
 BUDGET_TOLERANCE = (1e-6, 1e-5)
@@ -59,6 +61,37 @@ def _summary(values: np.ndarray) -> dict[str, Any]:
         "max": float(values.max()) if values.size else float("nan"),
         "n": int(values.size),
     }
+
+
+def plausibility_metrics(clean: torch.Tensor, adv: torch.Tensor, ok: np.ndarray, layout: SkeletonLayout, fps: float
+                         ) -> tuple[dict[str, Any], dict[str, list]]:
+    """Record entries ``plausibility_<name>`` (mean change over the successful clips ``ok`` with its 95% interval,
+    the clean and adversarial means, the tolerance and how many clips exceed it), ``plausibility_skipped``
+    (name -> reason) and ``plausible_share`` (Wilson interval); and per-sample changes and verdicts."""
+    result = plausibility(clean, adv, layout, fps)
+    metrics: dict[str, Any] = {}
+    samples: dict[str, list] = {}
+    for name, values in result.values.items():
+        change = values["change"][ok]
+        # adversarial minus clean may be negative (an attack can also remove a violation); new overlaps cannot
+        mean, lo, hi = mean_interval(change, nonnegative=name in NONNEGATIVE_CHANGES)
+        tolerance = PLAUSIBILITY_TOLERANCES.get(name)
+        metrics[f"plausibility_{name}"] = {
+            "value": mean, "ci95": [lo, hi], "max": float(change.max()) if change.size else float("nan"), "n": int(change.size),
+            "clean": float(values["clean"][ok].mean()) if change.size else float("nan"),
+            "adversarial": float(values["adversarial"][ok].mean()) if change.size else float("nan"),
+            "unit": PLAUSIBILITY_UNITS[name], "tolerance": tolerance,
+            "exceeded": None if tolerance is None else int((change > tolerance + 1e-9).sum()),
+        }
+        samples[f"plausibility_{name}"] = [float(f"{v:.6g}") if s else None for v, s in zip(values["change"].tolist(), ok)]
+    metrics["plausibility_skipped"] = dict(result.skipped)
+    if result.plausible is None:
+        metrics["plausible_share"] = {**proportion(0, 0), "not_measured": "no plausibility measure applies to this layout"}
+        samples["plausible"] = [None] * len(ok)
+    else:
+        metrics["plausible_share"] = proportion(int(result.plausible[ok].sum()), int(ok.sum()))
+        samples["plausible"] = [bool(p) if s else None for p, s in zip(result.plausible.tolist(), ok)]
+    return metrics, samples
 
 
 def evaluate_attack(
@@ -105,6 +138,8 @@ def evaluate_attack(
     }
     for name in PER_CLIP_METRICS:
         metrics[name] = _summary(per_clip[name][ok])
+    plaus_metrics, plaus_samples = plausibility_metrics(clean, adv_safe, ok, layout, fps)
+    metrics.update(plaus_metrics)
     att = attacked.numpy()
     metrics["within_budget"] = proportion(int(within[attacked].sum()), n_attacked)
     metrics["finite"] = proportion(int(finite[attacked].sum()), n_attacked)
@@ -129,4 +164,5 @@ def evaluate_attack(
     }
     for name in PER_CLIP_METRICS:
         samples[name] = [float(f"{v:.6g}") if s else None for v, s in zip(per_clip[name].tolist(), ok)]
+    samples.update(plaus_samples)
     return {"metrics": metrics, "flags": flags}, samples

@@ -20,6 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 from .board_model import CI_STYLES
+from .board_plausibility import plausibility_columns
 from .board_sections import IMPERCEPTIBILITY
 from .errors import UserError
 from .record import iter_records
@@ -136,6 +137,7 @@ def _row(path: Path, record: dict) -> dict:
     for key, _, _ in IMPERCEPTIBILITY:
         row[key] = _value(m, key)
     row["max_joint_displacement_cm_worst"] = _value(m, "max_joint_displacement_cm", "max")
+    row.update(plausibility_columns(m))  # None throughout for records from before plausibility was measured
     return row
 
 
@@ -193,15 +195,17 @@ def _write_atomic(path: Path, text: str) -> None:
 
 def build_sections(df: pd.DataFrame, records: dict[str, dict], plots_dir: Path | None = None) -> list:
     """Every section, in reading order: per-setting tables, robust accuracy, transfer matrices,
-    decision-based and no-box tables, budget curves. Plots are drawn only when ``plots_dir`` is given."""
+    decision-based and no-box tables, physical plausibility, budget curves. Plots are drawn only when
+    ``plots_dir`` is given."""
     from .board_model import Section
+    from .board_plausibility import plausibility_sections, plot_plausibility
     from .board_plots import plot_budget_curves
     from .board_robust import robust_sections
     from .board_sections import decision_sections, nobox_sections, setting_sections
     from .board_transfer import transfer_sections
 
     sections = [*setting_sections(df), *robust_sections(df, records), *transfer_sections(df, plots_dir),
-                *decision_sections(df, plots_dir), *nobox_sections(df)]
+                *decision_sections(df, plots_dir), *nobox_sections(df), *plausibility_sections(df)]
     curves = plot_budget_curves(df, plots_dir) if plots_dir is not None else []
     if curves:
         synthetic = bool(df["synthetic"].all())
@@ -215,6 +219,12 @@ def build_sections(df: pd.DataFrame, records: dict[str, dict], plots_dir: Path |
         section = Section("plots", "Success against imperceptibility (acceleration deviation), per victim",
                           ", ".join(sorted(df["dataset"].unique())), bool(df["synthetic"].all()), "all", [])
         section.plots = tradeoff
+        sections.append(section)
+    plausible = plot_plausibility(df, plots_dir) if plots_dir is not None else []
+    if plausible:
+        section = Section("plots", "Success against physical plausibility (plausible share of successful examples)",
+                          ", ".join(sorted(df["dataset"].unique())), bool(df["synthetic"].all()), "all", [])
+        section.plots = plausible
         sections.append(section)
     return sections
 

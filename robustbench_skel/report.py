@@ -17,6 +17,16 @@ _IMPERCEPTIBILITY_ROWS = (
     ("jerk deviation", "jerk_deviation", "m/s^3"),
 )
 
+_PLAUSIBILITY_ROWS = (
+    ("joint-angle excess", "joint_angle_excess_deg", "deg"),
+    ("frames over joint limits", "joint_angle_violation_frames", "%"),
+    ("planted-foot skating", "foot_skating_cm_s", "cm/s"),
+    ("ground penetration", "ground_penetration_cm", "cm"),
+    ("new limb overlap depth", "self_intersection_depth_cm", "cm"),
+    ("new limb overlaps", "self_intersection_count", "pair-frames"),
+    ("frames over human speed", "speed_violation_frames", "%"),
+)
+
 
 def fmt_pct(x: float | None, digits: int = 1) -> str:
     return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.{digits}f}%"
@@ -60,6 +70,29 @@ def _threat_line(threat: dict[str, Any]) -> str:
     return "white-box" + (f" (adaptive: {', '.join(extras)})" if extras else "")
 
 
+def _plausibility_lines(metrics: dict[str, Any]) -> list[str]:
+    """The plausibility block: each measure's change against the clean clip, then the plausible share."""
+    share = metrics.get("plausible_share")
+    if share is None:  # a record written before plausibility was measured
+        return []
+    lines = ["  physical plausibility of the successful examples: change vs clean, mean [95% CI], worst (tolerance)"]
+    for label, key, unit in _PLAUSIBILITY_ROWS:
+        m = metrics.get(f"plausibility_{key}")
+        if m is None:
+            continue
+        lo, hi = m["ci95"]
+        tol = "" if m.get("tolerance") is None else f" (tol. {fmt_num(m['tolerance'], unit)})"
+        lines.append(f"    {label:<26}{fmt_num(m['value'], unit):>14}  [{fmt_num(lo, unit)}, {fmt_num(hi, unit)}]"
+                     f"  worst {fmt_num(m['max'], unit)}{tol}")
+    for name, reason in (metrics.get("plausibility_skipped") or {}).items():
+        lines.append(f"    {name}: not measured ({reason})")
+    if share.get("not_measured"):
+        lines.append(f"  plausible (all changes within tolerance): n/a ({share['not_measured']})")
+    else:
+        lines.append(_proportion_line("plausible", share) + "  every change within tolerance")
+    return lines
+
+
 def format_run_summary(record: dict[str, Any]) -> str:
     ds, attack, metrics = record["dataset"], record["attack"], record["metrics"]
     synthetic = " (SYNTHETIC benchmark)" if ds.get("synthetic") else ""
@@ -83,6 +116,7 @@ def format_run_summary(record: dict[str, Any]) -> str:
         m = metrics[key]
         lo, hi = m["ci95"]
         lines.append(f"    {label:<26}{fmt_num(m['value'], unit):>14}  [{fmt_num(lo, unit)}, {fmt_num(hi, unit)}]  worst {fmt_num(m['max'], unit)}")
+    lines += _plausibility_lines(metrics)
     wb, fin = metrics["within_budget"], metrics["finite"]
     lost = metrics.get("lost_successes", {}).get("value")
     lost_text = "" if lost is None else f", {lost} adversarial point(s) lost"

@@ -142,12 +142,21 @@ def _show(metric: Any) -> str:
     return "n/a" if metric is None else f"{metric:.6g}" if isinstance(metric, float) else str(metric)
 
 
+def _measured_later(name: str) -> bool:
+    """Metrics added to records after schema version 1 was fixed (physical plausibility): an older record
+    lacks them, which is no difference."""
+    return name.startswith("plausib")
+
+
 def compare_metrics(old: dict, new: dict, exact: bool) -> tuple[list[tuple[str, str, str, bool]], list[str]]:
     """Rows ``(name, recorded, reproduced, matches)`` over metrics and flags, and the differing names."""
     new = _jsonable(new)
     rows, differing = [], []
     for name in sorted(set(old["metrics"]) | set(new["metrics"])):
         a, b = old["metrics"].get(name), new["metrics"].get(name)
+        if name not in old["metrics"] and _measured_later(name):  # the record predates the measure: nothing to compare
+            rows.append((name, "not recorded", _show(b), True))
+            continue
         ok = a is not None and b is not None and _metric_matches(a, b, exact)
         rows.append((name, _show(a), _show(b), ok))
         differing += [] if ok else [name]

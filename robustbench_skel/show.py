@@ -4,6 +4,9 @@ A number in a record says an attack worked; a picture shows what it did to the b
 is reloaded from the record's dataset (pinned by its sample ids hash) and the perturbation from the
 npz that ``run --save-adversarial`` wrote. A centimetre on a 2 m body is invisible at the scale of the
 body, so the most displaced joints are enlarged and their displacement is drawn as a magnified arrow.
+Joints whose adversarial motion breaks a physical limit beyond the clean clip (an impossible bend, a
+sliding planted foot, a joint under the floor, newly overlapping limbs, a superhuman speed; see
+:mod:`robustbench_skel.plausibility`) are crossed out in the adversarial panel.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from .errors import UserError
 __all__ = ["show_sample", "parse_frames", "load_pair"]
 
 TOP_JOINTS = 3
-_CLEAN, _ADV, _HOT = "#3b6ea8", "#c0392b", "#f39c12"
+_CLEAN, _ADV, _HOT, _BROKEN = "#3b6ea8", "#c0392b", "#f39c12", "#8e24aa"
 
 
 def parse_frames(text: str | None, num_frames: int) -> list[int]:
@@ -93,6 +96,7 @@ class _Scene:
         self.present = _present(clean)
         self.frames = np.flatnonzero(self.present.any(axis=1))
         self.top = _top_joints(clean, adv)
+        self.broken = _violating(clean, adv, dataset)  # (T, V, M)
         disp = np.linalg.norm(adv - clean, axis=0)  # (T, V, M)
         typical = float(np.mean([disp[:, v, m][self.present[:, m]].mean() for v, m in self.top])) if self.frames.size else 0.0
         self.magnify = _nice(0.12 / typical) if typical > 0 else 1.0  # the top joints' arrows ~12 cm long
@@ -130,6 +134,10 @@ class _Scene:
                             xytext=(self.clean[0, t, v, m], self.clean[1, t, v, m]),
                             arrowprops=dict(arrowstyle="->", color=_HOT, lw=1.5), zorder=5)
 
+    def _broken(self, ax, t):
+        for v, m in zip(*np.nonzero(self.broken[t])):
+            ax.scatter([self.adv[0, t, v, m]], [self.adv[1, t, v, m]], marker="x", s=70, color=_BROKEN, linewidths=2, zorder=6)
+
     def draw(self, axes, t: int, show_title: bool = True) -> None:
         ax_c, ax_a = axes
         for ax, label in ((ax_c, "clean"), (ax_a, "adversarial")):
@@ -145,15 +153,29 @@ class _Scene:
         self._skeleton(ax_a, self.clean, t, "0.7", alpha=0.6, lw=1.2)
         self._skeleton(ax_a, self.adv, t, _ADV)
         self._hot(ax_a, t, self.adv, arrows=True)
+        self._broken(ax_a, t)
 
     @property
     def caption(self) -> str:
-        return f"orange circles: the {len(self.top)} most displaced joints; arrows: their displacement x{self.magnify:g}; grey: clean body"
+        broken = (f"\npurple crosses: joints breaking a physical limit ({int(self.broken.any(axis=(1, 2)).sum())} frames)"
+                  if self.broken.any() else "\nno joint breaks a physical limit")
+        return (f"orange circles: the {len(self.top)} most displaced joints; arrows: their displacement x{self.magnify:g}; "
+                f"grey: clean body{broken}")
 
     @property
     def aspect(self) -> float:
         (x0, y0), (x1, y1) = self.limits
         return float((x1 - x0) / max(y1 - y0, 1e-9))
+
+
+def _violating(clean: np.ndarray, adv: np.ndarray, dataset) -> np.ndarray:
+    """``(T, V, M)`` bool: the joints :func:`~robustbench_skel.plausibility.violating_joints` marks."""
+    import torch
+
+    from .plausibility import violating_joints
+
+    marked = violating_joints(torch.from_numpy(clean)[None], torch.from_numpy(adv)[None], dataset.layout, dataset.fps)
+    return marked[0].numpy()
 
 
 def _nice(x: float) -> float:
@@ -193,7 +215,7 @@ def show_sample(record_path: str | Path, sample_id: str, out: str | Path | None 
     fig, axes = plt.subplots(1, 2, figsize=(max(2 * panel + 0.6, 6.0), 5.4))
     fig.suptitle(scene.title, fontsize=9)
     fig.text(0.5, 0.015, scene.caption, ha="center", fontsize=7, color="0.3")
-    fig.subplots_adjust(left=0.03, right=0.97, top=0.84, bottom=0.06, wspace=0.08)
+    fig.subplots_adjust(left=0.03, right=0.97, top=0.84, bottom=0.08, wspace=0.08)
     anim = animation.FuncAnimation(fig, lambda t: scene.draw(axes, int(t)), frames=scene.frames, interval=1000 / dataset.fps)
     fps = max(1, int(round(min(dataset.fps, 30))))
     writer = animation.FFMpegWriter(fps=fps) if out.suffix.lower() == ".mp4" else animation.PillowWriter(fps=fps)
@@ -207,7 +229,7 @@ def show_sample(record_path: str | Path, sample_id: str, out: str | Path | None 
         for j, t in enumerate(stills):
             scene.draw((grid[0, j], grid[1, j]), t)
         fig.text(0.5, 0.01, scene.caption, ha="center", fontsize=7, color="0.3")
-        fig.subplots_adjust(left=0.03, right=0.97, top=0.88, bottom=0.04, wspace=0.08, hspace=0.12)
+        fig.subplots_adjust(left=0.03, right=0.97, top=0.88, bottom=0.05, wspace=0.08, hspace=0.12)
         png = out.with_name(out.stem + "_frames.png")
         fig.savefig(png, dpi=100)
         plt.close(fig)

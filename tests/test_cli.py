@@ -98,8 +98,10 @@ def test_targeted_run_and_leaderboard(tmp_path, capsys, tiny_checkpoint):
     assert code == 0, err
     md = (results / "leaderboard.md").read_text()
     csv = (results / "leaderboard.csv").read_text()
-    # one row per run in its threat setting (untargeted, targeted), one in the robust-accuracy table (the worst case)
-    assert "SYNTHETIC" in md and md.count("| tiny-test-victim |") == 3
+    # one row per run in its threat setting (untargeted, targeted) and in its plausibility table, one in the
+    # robust-accuracy table (the worst case)
+    assert "SYNTHETIC" in md and md.count("| tiny-test-victim |") == 5
+    assert md.count("## Physical plausibility") == 2
     assert md.count("## Robust accuracy") == 1
     assert csv.count("\n") == 3  # header + two rows
 
