@@ -216,3 +216,13 @@ def test_compare_builds_the_paired_table_and_refuses_records_that_do_not_pair(tm
         assert len(err) == 1 and "do not pair: different budgets" in err[0]
     finally:
         record_module.validate_record = original
+
+
+def test_transfer_matrix_states_its_step_rule_and_refuses_mixed_rules():
+    from robustbench_skel.transfer_matrix import _step_line
+
+    a, b = _record([True, False]), _record([False, False])
+    assert _step_line([a, b]) == "step rule: sign, step 0.001 m, 10 iterations"
+    b["attack"]["step"] = {"rule": "mean-abs", "size": 0.01, "iterations": 10}
+    with pytest.raises(UserError, match="step differently"):
+        _step_line([a, b])
