@@ -76,7 +76,7 @@ def format_run_summary(record: dict[str, Any]) -> str:
     if "surrogate_success_rate" in metrics:
         lines.append(_proportion_line("success on the surrogate", metrics["surrogate_success_rate"]))
     if "reference_success_rate" in metrics:
-        lines.append(_proportion_line("reference's success (all crafted)", metrics["reference_success_rate"]))
+        lines.append(_proportion_line("reference success", metrics["reference_success_rate"]))
     step = attack.get("step")
     if step:
         lines.append(f"  step rule: {step['rule']}, step {step['size']:g} m, {step['iterations']} iterations"
