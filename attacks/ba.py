@@ -58,6 +58,8 @@ from torch import nn
 from torch.func import functional_call
 
 from robustbench_skel.attack import PrepareContext
+from robustbench_skel.bayes_diagnostic import diagnostic_entry, per_clip_cosine, relative_spread
+from robustbench_skel.budget import valid_mask
 from robustbench_skel.errors import UserError
 from robustbench_skel.registry import ATTACKS
 
@@ -176,8 +178,10 @@ class BA(SeededTransfer):
         max_grad_norm: float = 1.0,
         targeted: bool = False,
         seed: int = 0,
+        step_rule: str = "sign",
     ) -> None:
-        super().__init__(eps=eps, steps=steps, step_size=step_size, decay=decay, targeted=targeted, seed=seed)
+        super().__init__(eps=eps, steps=steps, step_size=step_size, decay=decay, targeted=targeted, seed=seed,
+                         step_rule=step_rule)
         self.n_models = check_int("n_models", n_models, 1)
         self.scale = check_float("scale", scale, 0.0)
         self.epochs = check_int("epochs", epochs, 1)
@@ -251,3 +255,28 @@ class BA(SeededTransfer):
                 logits = out.detach() if logits is None else logits + out.detach()
         total = len(members) * self.n_models
         return grad / total, logits / total, self.clips(x, variable.detach(), mask)
+
+    def bayesian_diagnostic(self, model: nn.Module, x: torch.Tensor, labels: torch.Tensor,
+                            targets: torch.Tensor | None, generator: torch.Generator) -> dict[str, Any]:
+        """Cosine between this attack's gradient (``n_models`` SWAG samples per surrogate) and the plain
+        surrogates' gradient at ``x``, per clip, and the relative spread of the sampled weights."""
+        mask = valid_mask(x)
+        self._generator = generator
+        try:
+            g_bayes = self.gradient(model, x, torch.zeros_like(x), mask, labels, targets, {})[0]
+        finally:
+            self._generator = None
+        members = members_of(model)
+        v = torch.zeros_like(x, requires_grad=True)
+        loss = torch.stack([self.loss(m(x + v), labels, targets) for m in members]).mean(dim=0)
+        (g_plain,) = torch.autograd.grad(loss.sum(), v)
+        pairs = []
+        gdev = generator.device
+        for mean, std in self._moments(x.device, len(members)):
+            mu = torch.cat([t.flatten() for t in mean.values()])
+            for _ in range(self.n_models):
+                theta = torch.cat([(t + self.scale * std[k] * torch.randn(t.shape, generator=generator, device=gdev)
+                                    .to(t.device)).flatten() for k, t in mean.items()])
+                pairs.append((theta, mu))
+        return diagnostic_entry(per_clip_cosine(g_bayes, g_plain, mask), relative_spread(pairs),
+                                "the surrogate(s) with their own (handed) weights")

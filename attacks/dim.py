@@ -136,8 +136,10 @@ class DIM(SeededTransfer):
         corrupt_joints: int = 15,
         targeted: bool = False,
         seed: int = 0,
+        step_rule: str = "sign",
     ) -> None:
-        super().__init__(eps=eps, steps=steps, step_size=step_size, decay=decay, targeted=targeted, seed=seed)
+        super().__init__(eps=eps, steps=steps, step_size=step_size, decay=decay, targeted=targeted, seed=seed,
+                         step_rule=step_rule)
         self.prob = check_float("prob", prob, 0.0, 1.0)
         self.crop_scale = check_float("crop_scale", crop_scale, 0.0, 1.0, low_open=True)
         self.shear = check_float("shear", shear, 0.0)

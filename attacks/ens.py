@@ -42,8 +42,10 @@ class Ensemble(SeededTransfer):
         combine: str = "logits",
         targeted: bool = False,
         seed: int = 0,
+        step_rule: str = "sign",
     ) -> None:
-        super().__init__(eps=eps, steps=steps, step_size=step_size, decay=decay, targeted=targeted, seed=seed)
+        super().__init__(eps=eps, steps=steps, step_size=step_size, decay=decay, targeted=targeted, seed=seed,
+                         step_rule=step_rule)
         if combine not in COMBINE:
             raise UserError(f"--attack-opt combine must be logits or loss, got {combine!r}")
         self.combine = combine

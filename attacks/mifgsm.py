@@ -32,7 +32,7 @@ import math
 import torch
 
 from robustbench_skel.attack import IterativeGradientAttack
-from robustbench_skel.budget import normalize_step, num_valid_coordinates
+from robustbench_skel.budget import num_valid_coordinates
 from robustbench_skel.errors import UserError
 from robustbench_skel.registry import ATTACKS
 
@@ -67,10 +67,11 @@ class MIFGSM(IterativeGradientAttack):
         decay: float = 1.0,
         targeted: bool = False,
         seed: int = 0,
+        step_rule: str = "sign",
     ) -> None:
-        if step_size is None and isinstance(steps, int) and steps >= 1 and isinstance(eps, (int, float)):
-            step_size = eps / steps  # the paper's alpha = eps / T
-        super().__init__(eps=eps, steps=steps, step_size=step_size, targeted=targeted, seed=seed)
+        if step_size is None and step_rule == "sign" and isinstance(steps, int) and steps >= 1 and isinstance(eps, (int, float)):
+            step_size = eps / steps  # the paper's alpha = eps / T (mean-abs: the base class's eps)
+        super().__init__(eps=eps, steps=steps, step_size=step_size, targeted=targeted, seed=seed, step_rule=step_rule)
         if not (isinstance(decay, (int, float)) and math.isfinite(decay) and decay >= 0):
             raise UserError(f"--decay must be a non-negative number, got {decay!r}")
         self.decay = float(decay)
@@ -85,4 +86,4 @@ class MIFGSM(IterativeGradientAttack):
 
     def update(self, delta: torch.Tensor, grad: torch.Tensor, mask: torch.Tensor, state: dict[str, torch.Tensor]) -> torch.Tensor:
         momentum = self.accumulate(grad, mask, state)
-        return delta + self.step_size * normalize_step(momentum, mask, self.norm)
+        return delta + self.step(momentum, mask)

@@ -137,8 +137,10 @@ class MIG(MIFGSM):
         baseline: str = "corner",
         targeted: bool = False,
         seed: int = 0,
+        step_rule: str = "sign",
     ) -> None:
-        super().__init__(eps=eps, steps=steps, step_size=step_size, decay=decay, targeted=targeted, seed=seed)
+        super().__init__(eps=eps, steps=steps, step_size=step_size, decay=decay, targeted=targeted, seed=seed,
+                         step_rule=step_rule)
         if not (isinstance(path_points, int) and path_points >= 1):
             raise UserError(f"--path-points must be a positive integer, got {path_points!r}")
         if ig_loss not in IG_LOSSES:

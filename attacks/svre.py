@@ -11,7 +11,7 @@ Each outer iteration t at the iterate x_t (Algorithm 1 of the paper):
     g_{t+1} = mu1 * g_t + G_M / ||G_M||_1,   x_{t+1} = Proj_eps(x_t + alpha * sign(g_{t+1}))
 
 Defaults are the paper's: M = 4 K inner steps (``inner_steps=None``), beta = alpha (``inner_step_size``
-= ``step_size`` = eps / T), mu1 = mu2 = 1 (``decay``, ``inner_decay``); eps = 0.01 m and T = 10 are
+= ``step_size`` = eps / T; the inner steps follow the attack's ``step_rule`` too), mu1 = mu2 = 1 (``decay``, ``inner_decay``); eps = 0.01 m and T = 10 are
 the suite's L-inf transfer defaults. One member is drawn per inner step for the whole batch, as in
 the paper, from the run's seeded generator.
 
@@ -29,7 +29,7 @@ import math
 import torch
 
 from robustbench_skel.attacks.mifgsm import l1_normalize
-from robustbench_skel.budget import normalize_step
+from robustbench_skel.step_rule import step_direction
 from robustbench_skel.errors import UserError
 from robustbench_skel.registry import ATTACKS
 
@@ -55,8 +55,10 @@ class SVRE(SeededTransfer):
         inner_decay: float = 1.0,
         targeted: bool = False,
         seed: int = 0,
+        step_rule: str = "sign",
     ) -> None:
-        super().__init__(eps=eps, steps=steps, step_size=step_size, decay=decay, targeted=targeted, seed=seed)
+        super().__init__(eps=eps, steps=steps, step_size=step_size, decay=decay, targeted=targeted, seed=seed,
+                         step_rule=step_rule)
         if inner_steps is not None:
             check_int("inner_steps", inner_steps, 1)
         if inner_step_size is not None and not (
@@ -94,6 +96,7 @@ class SVRE(SeededTransfer):
             g_vr = g_k - g_outer[k] + g_ens
             momentum = self.inner_decay * momentum + l1_normalize(g_vr, mask)
             if m + 1 < inner_steps:  # x~_M itself is never used
-                inner = self.project_variable(inner + beta * normalize_step(momentum, mask, self.norm), mask).detach()
+                inner = self.project_variable(inner + beta * step_direction(momentum, mask, self.norm, self.step_rule),
+                                              mask).detach()
         clips = self.clips(x, variable.detach(), mask)
         return momentum, logits, clips

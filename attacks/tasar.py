@@ -36,6 +36,13 @@ Where this follows the paper (or the suite's conventions) against the reference 
   the reference steps ``0.01 * direction`` (the whole budget) 200 times and clips. ``steps`` and
   ``step_size`` are options.
 
+``swag="reference"`` trains the heads' moments with the reference's SWAG bookkeeping (one snapshot
+counter shared by all heads, the second moment started at theta;
+:class:`robustbench_skel.bayesian_heads.ReferenceSwagMoments`), opt-in; the default is the paper's.
+``step_rule="mean-abs"`` steps ``step_size * direction / mean|direction|`` (the reference's, with
+``step_size = eps``) instead of the sign (:mod:`robustbench_skel.step_rule`); ``--preset tasar-paper``
+runs the reference's whole protocol.
+
 With ``scale=0``, ``heads=1`` and ``temporal=False`` this is exactly I-FGSM on the mean-head model
 (:class:`robustbench_skel.bayesian_heads.MeanHeads`), which the tests check.
 """
@@ -49,8 +56,10 @@ import torch
 
 from robustbench_skel.artefacts import ArtefactStore
 from robustbench_skel.attack import IterativeGradientAttack, PrepareContext, ThreatModel
-from robustbench_skel.bayesian_heads import HeadConfig, backbone_logits, head_logits, sample_heads, train_heads
-from robustbench_skel.budget import normalize_step
+from robustbench_skel.bayes_diagnostic import diagnostic_entry, per_clip_cosine, relative_spread
+from robustbench_skel.bayesian_heads import (PARAM_NAMES, SWAG_BOOKKEEPING, HeadConfig, backbone_logits, head_logits,
+                                             sample_heads, train_heads)
+from robustbench_skel.budget import valid_mask
 from robustbench_skel.errors import UserError
 from robustbench_skel.handed import SurrogateEnsemble
 from robustbench_skel.motion import MotionCoefficients, ar_coefficients, temporal_gradient
@@ -109,13 +118,15 @@ class TASAR(IterativeGradientAttack):
         radius: float = 0.1,
         swa_start: int = 0,
         swa_n: int = 300,
+        swag: str = "paper",
         bandwidth: float | None = None,
         targeted: bool = False,
         seed: int = 0,
+        step_rule: str = "sign",
     ) -> None:
-        if step_size is None and isinstance(steps, int) and steps >= 1 and isinstance(eps, (int, float)):
-            step_size = eps / steps  # as MI-FGSM: alpha = eps / T
-        super().__init__(eps=eps, steps=steps, step_size=step_size, targeted=targeted, seed=seed)
+        if step_size is None and step_rule == "sign" and isinstance(steps, int) and steps >= 1 and isinstance(eps, (int, float)):
+            step_size = eps / steps  # as MI-FGSM: alpha = eps / T (mean-abs: the base class's eps)
+        super().__init__(eps=eps, steps=steps, step_size=step_size, targeted=targeted, seed=seed, step_rule=step_rule)
 
         def positive_int(name: str, value: Any) -> int:
             if not (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
@@ -152,6 +163,9 @@ class TASAR(IterativeGradientAttack):
             raise UserError(f"tasar: --attack-opt swa_start must be an integer in [0, head_epochs={self.head_epochs}), got {swa_start!r}")
         self.swa_start = swa_start
         self.swa_n = positive_int("swa_n", swa_n)
+        if swag not in SWAG_BOOKKEEPING:
+            raise UserError(f"tasar: --attack-opt swag must be one of {', '.join(SWAG_BOOKKEEPING)}, got {swag!r}")
+        self.swag = swag
         self.bandwidth = None if bandwidth is None else number("bandwidth", bandwidth, 0, low_open=True)
         self._posterior: list[dict[str, dict[str, torch.Tensor]]] | None = None  # per member: mean, sqmean
         self._prepared_for: str | None = None
@@ -161,7 +175,7 @@ class TASAR(IterativeGradientAttack):
     def head_config(self) -> HeadConfig:
         return HeadConfig(heads=self.heads, epochs=self.head_epochs, batch_size=self.head_batch_size, lr=self.head_lr,
                           friction=self.friction, temperature=self.temperature, lam=self.lam, radius=self.radius,
-                          swa_start=self.swa_start, swa_n=self.swa_n)
+                          swa_start=self.swa_start, swa_n=self.swa_n, swag=self.swag)
 
     def prepare(self, handed: Any, context: PrepareContext) -> list[dict[str, Any]]:
         """Per surrogate: its training logits (artefact ``surrogate-logits``), then its heads (``tasar-heads``)."""
@@ -175,8 +189,11 @@ class TASAR(IterativeGradientAttack):
             fingerprint = f"{info.name}:{info.checkpoint_sha256}"
             data, logits_entry = surrogate_logits(context.store, member, fingerprint, handed, context.device,
                                                   context.progress, command)
+            spec_config = dict(config.__dict__)
+            if spec_config["swag"] == "paper":  # the default keeps the key it had before the option existed
+                del spec_config["swag"]
             spec = {"surrogate": fingerprint, "logits": logits_entry["key"], "seed": context.seed,
-                    "config": dict(config.__dict__), "sampler": "sghmc", "algorithm": 1}
+                    "config": spec_config, "sampler": "sghmc", "algorithm": 1}
 
             def build(data: dict[str, Any] = data, name: str = info.name) -> dict[str, Any]:
                 return train_heads(data["logits"].to(context.device), data["labels"].to(context.device), config,
@@ -265,5 +282,30 @@ class TASAR(IterativeGradientAttack):
         return self.bayes_weight * g_b + (1 - self.bayes_weight) * l1_normalize(cgs, mask)
 
     def update(self, delta, grad, mask, state):
-        return delta + self.step_size * normalize_step(self.direction(grad, mask, state), mask, self.norm)
+        return delta + self.step(self.direction(grad, mask, state), mask)
 
+    # --- diagnostic: is the Bayesian term doing anything? (robustbench_skel.bayes_diagnostic) ---------------
+    def bayesian_diagnostic(self, model: SurrogateEnsemble, x: torch.Tensor, labels: torch.Tensor,
+                            targets: torch.Tensor | None, generator: torch.Generator) -> dict[str, Any]:
+        """Cosine between the Bayesian gradient (S x K sampled heads) and the mean heads' gradient at ``x``,
+        per clip, and the relative spread of the sampled heads around their means."""
+        mask = valid_mask(x)
+        v = torch.zeros_like(x, requires_grad=True)
+        loss, _ = self.bayesian_loss(model, x + v, labels, targets, generator)
+        (g_bayes,) = torch.autograd.grad(loss.sum(), v)
+        v = torch.zeros_like(x, requires_grad=True)
+        plain = []
+        for member, post in zip(model.members, self.posterior()):
+            mean = {k: t.to(x.device) for k, t in post["mean"].items()}
+            logits = head_logits(member(x + v), mean).mean(dim=0)  # the reference's modelEval (mean heads)
+            plain.append(self.loss(logits, labels, targets))
+        (g_plain,) = torch.autograd.grad(torch.stack(plain).mean(dim=0).sum(), v)
+        pairs = []
+        for post in self.posterior():
+            drawn = sample_heads(post["mean"], post["sqmean"], self.samples, self.scale, generator)
+            k = post["mean"]["w1"].shape[0]
+            flat = torch.cat([drawn[n].reshape(self.samples, k, -1) for n in PARAM_NAMES], dim=2)
+            mu = torch.cat([post["mean"][n].reshape(k, -1) for n in PARAM_NAMES], dim=1)
+            pairs += [(flat[s, h], mu[h]) for s in range(self.samples) for h in range(k)]
+        return diagnostic_entry(per_clip_cosine(g_bayes, g_plain, mask), relative_spread(pairs),
+                                "the deterministic surrogate: the mean of the K heads' SWAG means")

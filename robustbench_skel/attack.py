@@ -23,9 +23,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from .artefacts import ArtefactStore
-from .budget import NORMS, budget_size, normalize_step, project, random_in_ball, valid_mask
+from .budget import NORMS, budget_size, project, random_in_ball, valid_mask
 from .errors import UserError
-from .hparams import constructor_arguments
+from .hparams import accepted_arguments, constructor_arguments
+from .step_rule import check_step_rule, step_direction
 
 __all__ = ["ThreatModel", "Attack", "IterativeGradientAttack", "PrepareContext", "margin_loss", "is_adversarial",
            "parse_early_stop", "copy_run_settings", "no_loss"]
@@ -43,8 +44,8 @@ class PrepareContext:
 
 
 def parse_early_stop(text: str) -> str:
-    """``adversarial``, ``none`` or ``margin=K`` (K a non-negative logit margin), else a UserError."""
-    if text in ("adversarial", "none"):
+    """``adversarial``, ``batch``, ``none`` or ``margin=K`` (K a non-negative logit margin), else a UserError."""
+    if text in ("adversarial", "batch", "none"):
         return text
     if text.startswith("margin="):
         try:
@@ -53,7 +54,7 @@ def parse_early_stop(text: str) -> str:
             kappa = -1.0
         if kappa >= 0 and math.isfinite(kappa):
             return f"margin={kappa:g}"
-    raise UserError(f"--early-stop must be adversarial, none or margin=K with K >= 0, got {text!r}")
+    raise UserError(f"--early-stop must be adversarial, batch, none or margin=K with K >= 0, got {text!r}")
 
 
 class ThreatModel(str, enum.Enum):
@@ -137,8 +138,10 @@ class Attack:
         self.last_extra: dict[str, torch.Tensor] = {}
         # Set by the runner, not by the user's hyperparameters, and recorded by describe():
         # when an iterate counts as done ("adversarial": the handed model misclassifies it, the
-        # white-box default; "none": every iteration runs, the transfer default; "margin=K": the
-        # handed model's logit margin reaches K), and how many random draws of a randomized defense
+        # white-box default; "none": every iteration runs, the transfer default; "batch": the whole
+        # batch stops together once the handed model misclassifies every clip of it, the TASAR
+        # reference's rule; "margin=K": the handed model's logit margin reaches K), and how many
+        # random draws of a randomized defense
         # each loss gradient averages (EOT, Athalye et al. 2018).
         self.early_stop = "adversarial"
         self.eot_samples = 1
@@ -214,6 +217,8 @@ class Attack:
             return fooled
         if self.early_stop == "none":
             return torch.zeros_like(fooled)
+        if self.early_stop == "batch":  # all leave at once, when every clip still in the batch is fooled
+            return fooled if bool(fooled.all()) else torch.zeros_like(fooled)
         kappa = float(self.early_stop.split("=", 1)[1])
         margin = margin_loss(logits, labels) if targets is None else -margin_loss(logits, targets)
         return fooled & (margin >= kappa)
@@ -305,10 +310,14 @@ class IterativeGradientAttack(Attack):
         step_size: float | None = None,
         targeted: bool = False,
         seed: int = 0,
+        step_rule: str = "sign",
     ) -> None:
         super().__init__(eps=eps, targeted=targeted, seed=seed)
         if not (isinstance(steps, int) and steps >= 1):
             raise UserError(f"--steps must be a positive integer, got {steps!r}")
+        self.step_rule = check_step_rule(step_rule)
+        if step_size is None and self.step_rule == "mean-abs":
+            step_size = self.eps  # the TASAR reference's alpha: the whole budget, then clipped
         if step_size is None:
             step_size = 2.5 * self.eps / steps  # Madry et al.'s rule of thumb
         if not (isinstance(step_size, (int, float)) and step_size > 0 and math.isfinite(step_size)):
@@ -327,9 +336,21 @@ class IterativeGradientAttack(Attack):
             return random_in_ball(x, mask, self.norm, self.eps, generator)
         return torch.zeros_like(x)
 
+    def step(self, direction: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """``step_size`` times the unit step of the attack's ``step_rule`` along ``direction``
+        (:mod:`robustbench_skel.step_rule`): sign (L-inf) / unit RMS (L2), or ``d / mean|d|``."""
+        return self.step_size * step_direction(direction, mask, self.norm, self.step_rule)
+
     def update(self, delta: torch.Tensor, grad: torch.Tensor, mask: torch.Tensor, state: dict[str, torch.Tensor]) -> torch.Tensor:
         """One ascent step from ``delta`` given the loss gradient; the base class projects afterwards."""
-        return delta + self.step_size * normalize_step(grad, mask, self.norm)
+        return delta + self.step(grad, mask)
+
+    def describe(self) -> dict[str, Any]:
+        """The attack section, with the step rule, its size and the iterations stated (``step``)."""
+        described = super().describe()
+        if "step_rule" in accepted_arguments(type(self)):
+            described["step"] = {"rule": self.step_rule, "size": self.step_size, "iterations": self.steps}
+        return described
 
     def lookahead(self, delta: torch.Tensor, state: dict[str, torch.Tensor]) -> torch.Tensor:
         """The variable at which the next gradient is taken (default: the iterate itself)."""

@@ -17,7 +17,9 @@ Where this follows the paper against the reference code (``PDBATrainer.py``, ``o
   reference's ``SGAdaHMC`` resets its momentum on every inner step and applies one gradient 30 times
   with negligible noise, i.e. a deterministic preconditioned step: no posterior sampling at all;
 - the SWAG counter is reset for every head (the reference shares it, so heads after the first average
-  with a large stale ``n`` and their ``sqmean`` keeps part of ``theta`` instead of ``theta^2``);
+  with a large stale ``n`` and their ``sqmean`` keeps part of ``theta`` instead of ``theta^2``); the
+  reference's bookkeeping is available, opt-in, as ``HeadConfig(swag="reference")``
+  (:class:`ReferenceSwagMoments`; TASAR's ``--attack-opt swag=reference``), to measure what it changes;
 - the collection interval is at least one step (the reference divides by zero when
   ``epochs * batches < swa_n``).
 
@@ -43,6 +45,8 @@ __all__ = [
     "init_head",
     "backbone_logits",
     "SwagMoments",
+    "ReferenceSwagMoments",
+    "SWAG_BOOKKEEPING",
     "SGHMC",
     "train_head",
     "train_heads",
@@ -111,6 +115,35 @@ class SwagMoments:
             self.sqmean[k].mul_(1 - w).add_(v * v, alpha=w)
 
 
+class ReferenceSwagMoments(SwagMoments):
+    """The TASAR reference's SWAG bookkeeping (``PDBATrainer.py``), reproduced on purpose: opt-in only.
+
+    The mean and the second moment both start as copies of the head at the start of its Dual Bayesian
+    phase (``theta``, not ``theta^2``), and the snapshot counter ``n`` is shared by all heads: head k
+    starts with the count head k-1 ended with. A snapshot is merged as ``m <- m n/(n+1) + theta/(n+1)``.
+    For the first head (``n = 0``) this is the paper's average; for later heads the start value keeps
+    the weight ``n0 / (n0 + n)``, so their mean is pulled towards where the phase started and their
+    ``sqmean - mean^2`` is not a variance (it is clamped at sampling).
+    """
+
+    def __init__(self, like: Head, start_count: int = 0) -> None:
+        super().__init__(like)
+        self.n = int(start_count)
+        self.mean = {k: v.detach().clone() for k, v in like.items()}
+        self.sqmean = {k: v.detach().clone() for k, v in like.items()}  # theta, as the reference: not theta^2
+
+    def collect(self, head: Head) -> None:
+        w = 1.0 / (self.n + 1)
+        for k, v in head.items():
+            v = v.detach()
+            self.mean[k].mul_(1 - w).add_(v, alpha=w)
+            self.sqmean[k].mul_(1 - w).add_(v * v, alpha=w)
+        self.n += 1
+
+
+SWAG_BOOKKEEPING = ("paper", "reference")
+
+
 class SGHMC:
     """Stochastic-gradient HMC in its SGD-with-momentum form (Chen et al. 2014, Eq. 15).
 
@@ -150,6 +183,7 @@ class HeadConfig:
     radius: float = 0.1  # step of the finite-difference flatness probe (the reference's 0.1)
     swa_start: int = 0  # Dual Bayesian epochs before moments are collected
     swa_n: int = 300  # about how many snapshots to collect
+    swag: str = "paper"  # SWAG bookkeeping: "paper" (per head), or "reference" (ReferenceSwagMoments)
 
 
 def _ce(z: torch.Tensor, y: torch.Tensor, head: Head) -> torch.Tensor:
@@ -171,11 +205,12 @@ def _flat_gradient(z: torch.Tensor, y: torch.Tensor, head: Head, lam: float, rad
 
 
 def train_head(logits: torch.Tensor, labels: torch.Tensor, config: HeadConfig, seed: int,
-               tick: Callable[[], None] | None = None) -> tuple[Head, SwagMoments]:
+               tick: Callable[[], None] | None = None, start_count: int = 0) -> tuple[Head, SwagMoments]:
     """Post-train one head, then run its Dual Bayesian phase; its final weights and its own SWAG moments.
 
     Everything random (initialisation, batch order, sampler noise) comes from ``seed``, so a head is
-    the same whether trained alone or among others.
+    the same whether trained alone or among others. ``start_count`` is the shared snapshot counter the
+    reference bookkeeping (``config.swag == "reference"``) starts this head's moments with.
     """
     gen = torch.Generator().manual_seed(seed)
     device = logits.device
@@ -187,6 +222,8 @@ def train_head(logits: torch.Tensor, labels: torch.Tensor, config: HeadConfig, s
     interval = max(1, collect_steps // max(config.swa_n, 1))  # never 0 (the reference divides by zero)
     moments = SwagMoments(head)  # one per head: its counter starts at 0 here
     for phase in ("post-train", "dual-bayesian"):
+        if phase == "dual-bayesian" and config.swag == "reference":
+            moments = ReferenceSwagMoments(head, start_count)  # starts at this head's weights, shared counter
         seen = 0
         for epoch in range(config.epochs):
             order = torch.randperm(n, generator=gen).to(device)
@@ -221,12 +258,15 @@ def train_heads(logits: torch.Tensor, labels: torch.Tensor, config: HeadConfig, 
         tick = bar.update
     finals, means, sqmeans, counts = [], [], [], []
     try:
+        shared = 0  # the reference's snapshot counter, carried from head to head (swag="reference" only)
         for k in range(config.heads):
-            final, moments = train_head(logits, labels, config, seed * 1000 + k, tick)
+            final, moments = train_head(logits, labels, config, seed * 1000 + k, tick, start_count=shared)
             finals.append(final)
             means.append(moments.mean)
             sqmeans.append(moments.sqmean)
-            counts.append(moments.n)
+            counts.append(moments.n - shared)
+            if config.swag == "reference":
+                shared = moments.n
     finally:
         if bar is not None:
             bar.close()

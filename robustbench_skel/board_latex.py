@@ -17,7 +17,7 @@ __all__ = ["render_latex", "escape_latex"]
 
 _SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{",
             "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "±": r"$\pm$", "<": r"\textless{}",
-            ">": r"\textgreater{}"}
+            ">": r"\textgreater{}", "†": r"\dag{}"}
 
 _PREAMBLE = r"""\documentclass{article}
 \usepackage[T1]{fontenc}

@@ -19,7 +19,7 @@ from .board_model import Cell, Row, Section, budget_label, dataset_label, is_mis
 from .report import fmt_num
 
 __all__ = ["setting_sections", "decision_sections", "nobox_sections", "victims_matrix", "threat_details",
-           "THREAT_ORDER", "budget_groups", "stem"]
+           "THREAT_ORDER", "budget_groups", "stem", "significance_mark", "versus_best_text"]
 
 THREAT_ORDER = {"white-box": 0, "transfer": 1, "no-box": 2, "decision-based": 3}
 IMPERCEPTIBILITY = [
@@ -30,6 +30,28 @@ IMPERCEPTIBILITY = [
     ("acceleration_deviation", "accel. dev. (m/s^2)", ""),
     ("jerk_deviation", "jerk dev. (m/s^3)", ""),
 ]
+
+
+def significance_mark(standing: dict | None) -> str:
+    """A cell's mark against the best of its group (:func:`robustbench_skel.paired.versus_best`)."""
+    if not standing:
+        return ""
+    if standing.get("is_best"):
+        return " (best)"
+    if "unpaired" in standing:
+        return " (unpaired)"
+    return " †" if standing["significant"] else ""
+
+
+def versus_best_text(standing: dict | None) -> str:
+    """The "vs best" column: ``best``, ``p=0.0002 †``, ``p=0.41`` or ``unpaired``."""
+    if not standing:
+        return ""
+    if standing.get("is_best"):
+        return "best"
+    if "unpaired" in standing:
+        return "unpaired"
+    return f"p={standing['p_value']:.2g}" + (" †" if standing["significant"] else "")
 
 
 def stem(*parts: object) -> str:
@@ -84,16 +106,36 @@ def _int(x: object) -> Cell:
     return Cell(text="n/a", sort=None) if is_missing(x) else Cell(text=str(int(x)), sort=int(x))
 
 
-def setting_sections(df: pd.DataFrame) -> list[Section]:
-    """One table per dataset x threat model x norm x eps x targeted: every record's headline figures."""
+def _standing(g: pd.DataFrame, records: dict[str, dict] | None) -> dict[str, dict]:
+    """Each record's standing against the best attack on the same victim (weights, defense) and clips."""
+    from .paired import versus_best
+
+    if records is None:
+        return {}
+    standing: dict[str, dict] = {}
+    keys = ["victim", "checkpoint_sha256", "defense", "defense_config", "sample_ids_sha256"]
+    for _, same in g.groupby(keys, dropna=False, sort=False):
+        standing.update(versus_best({name: records[name] for name in same["record"] if name in records}))
+    return standing
+
+
+def setting_sections(df: pd.DataFrame, records: dict[str, dict] | None = None) -> list[Section]:
+    """One table per dataset x threat model x norm x eps x targeted: every record's headline figures; with
+    ``records``, each row's exact McNemar test against the best attack on the same victim and clips."""
     sections = []
     for (synthetic, dataset, norm, eps, targeted, threat), g in budget_groups(df, extra=["threat_model"]):
         g = _sort_protocol_first(g, ["victim", "defense", "success_rate"], [True, True, False])
         details = [threat_details(r) for _, r in g.iterrows()]
+        standing = _standing(g, records)
         columns = ["victim", "defense", "attack", "protocol", "n", "clean acc.", "success [95% CI]", "robust acc."]
-        columns += [h for _, h, _ in IMPERCEPTIBILITY] + ["checks passed"] + (["threat details"] if any(details) else [])
+        columns += [h for _, h, _ in IMPERCEPTIBILITY] + ["checks passed"] + (["vs best (McNemar)"] if standing else [])
+        columns += ["threat details"] if any(details) else []
         section = Section("setting", f"{dataset_label(dataset, synthetic)}: {threat}, {budget_label(norm, eps, targeted)}",
                           dataset, bool(synthetic), threat, columns)
+        if standing:
+            section.notes.append("vs best: the exact McNemar test (paired, on the clips both attacked) of each attack "
+                                 "against the most successful attack on the same victim, clips and budget; † p < 0.05; "
+                                 "unpaired: not on the same clips, so untested.")
         for (_, r), detail in zip(g.iterrows(), details):
             cells = [Cell(r["victim"]), Cell(r["defense"]), Cell.link(r["attack"], r["record"]), Cell(r["protocol"]),
                      _int(r["n"]), Cell.proportion(r["clean_accuracy"]),
@@ -101,6 +143,8 @@ def setting_sections(df: pd.DataFrame) -> list[Section]:
                      Cell.proportion(r["robust_accuracy"])]
             cells += [_num(r[key], unit if unit == "%" else "") for key, _, unit in IMPERCEPTIBILITY]
             cells.append(Cell(str(r["sanity"])))
+            if standing:
+                cells.append(Cell(versus_best_text(standing.get(r["record"]))))
             if any(details):
                 cells.append(Cell(detail))
             section.rows.append(Row(cells, _tags(dataset, threat, [r["victim"]], [r["attack"]]), [r["record"]]))

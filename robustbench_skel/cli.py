@@ -113,7 +113,8 @@ def _add_attack_args(p: argparse.ArgumentParser) -> None:
                    help="an attack-specific hyperparameter, e.g. --attack-opt decay=0.5 (repeatable; see `list`)")
     p.add_argument("--early-stop", default=None, metavar="RULE",
                    help="when a sample stops: adversarial (on the handed model; white-box default), none (transfer and "
-                        "no-box default: every iteration runs), or margin=K (a logit margin of K on the handed model)")
+                        "no-box default: every iteration runs), batch (the whole batch stops once the handed model "
+                        "misclassifies all of it), or margin=K (a logit margin of K on the handed model)")
     p.add_argument("--nobox-pool", default="train", choices=("train", "test"),
                    help="no-box: the split whose clips, labels removed, the attacker learns from (default train)")
     p.add_argument("--queries", type=_positive_int, default=1000, help="decision-based: query budget per sample (default 1000)")
@@ -126,8 +127,10 @@ def _add_attack_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
                    help="continue from the last batch an interrupted identical run finished (default; its progress is "
                         "in RESULTS_DIR/.progress/ until the record is written); --no-resume starts afresh")
-    p.add_argument("--preset", default=None, choices=("standard",),
-                   help="a named, pinned evaluation: standard = autoattack (skel-aa-v1) on the full test split")
+    p.add_argument("--preset", default=None, choices=("standard", "tasar-paper"),
+                   help="a named, pinned evaluation: standard = autoattack (skel-aa-v1) on the full test split; "
+                        "tasar-paper = the TASAR reference code's transfer protocol (200 mean-abs steps of eps, batch "
+                        "early stop; see robustbench_skel/presets.py)")
     p.add_argument("--amp", action="store_true",
                    help="bfloat16 autocast for the attack's forward and backward passes (the evaluator stays float32)")
     p.add_argument("--results-dir", default="results", help="where records go (default results/)")
@@ -225,12 +228,20 @@ def build_parser() -> argparse.ArgumentParser:
     board.add_argument("--ci-style", choices=("brackets", "pm"), default="brackets",
                        help="confidence intervals as 38.4 [27.6, 51.7] (default) or 38.4 ± 12.1 (half-width)")
     board.add_argument("--formats", default="md,csv,tex,html", help="comma-separated subset of md,csv,tex,html (default all)")
+    board.add_argument("--mix-step-rules", action="store_true",
+                       help="put transfer records of different step rules (rule, step, iterations) in one matrix, with a "
+                            "step column; by default each matrix holds one rule")
 
     show = sub.add_parser("show", help="animate one sample's clean and adversarial skeletons side by side (GIF/MP4, PNG stills)")
     show.add_argument("record", help="a run record written with --save-adversarial")
     show.add_argument("--sample", required=True, help="the sample id (see the record's samples.id)")
     show.add_argument("--out", default=None, help="FILE.gif or FILE.mp4 (default results/figures/<record>_<sample>.gif)")
     show.add_argument("--frames", default=None, metavar="0,12,24", help="also write a PNG of these frames")
+
+    compare = sub.add_parser("compare", help="paired test of two records on the same victim, clips and budget "
+                                             "(exact McNemar, difference with its interval)")
+    compare.add_argument("record_a", help="a run record (.json)")
+    compare.add_argument("record_b", help="another run record on the same victim, clips and budget")
 
     reproduce = sub.add_parser("reproduce", help="re-run a record's configuration and compare every metric")
     reproduce.add_argument("record", help="the run record (.json) to reproduce")
@@ -379,7 +390,8 @@ def _cmd_describe(args: argparse.Namespace) -> int:
 def _cmd_leaderboard(args: argparse.Namespace) -> int:
     from .leaderboard import build_leaderboard
 
-    written, rows = build_leaderboard(args.results_dir, ci_style=args.ci_style, formats=args.formats)
+    written, rows = build_leaderboard(args.results_dir, ci_style=args.ci_style, formats=args.formats,
+                                      mix_step_rules=args.mix_step_rules)
     print(f"{rows} rows")
     for path in written:
         if path.name.startswith("leaderboard."):
@@ -405,6 +417,17 @@ def _cmd_show(args: argparse.Namespace) -> int:
 
     for path in show_sample(args.record, args.sample, out=args.out, frames=args.frames):
         print(path)
+    return 0
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .paired import format_comparison
+    from .record import read_record
+
+    a, b = read_record(args.record_a), read_record(args.record_b)
+    print(format_comparison(a, b, Path(args.record_a).name, Path(args.record_b).name))
     return 0
 
 
@@ -434,7 +457,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
-        handlers = {"run": _cmd_run, "transfer": _cmd_transfer, "prepare": _cmd_prepare, "train": _cmd_train, "list": _cmd_list, "describe": _cmd_describe, "leaderboard": _cmd_leaderboard, "bench": _cmd_bench, "defend": _cmd_defend, "show": _cmd_show, "reproduce": _cmd_reproduce, "sweep": _cmd_sweep}
+        handlers = {"run": _cmd_run, "transfer": _cmd_transfer, "prepare": _cmd_prepare, "train": _cmd_train, "list": _cmd_list, "describe": _cmd_describe, "leaderboard": _cmd_leaderboard, "bench": _cmd_bench, "defend": _cmd_defend, "show": _cmd_show, "compare": _cmd_compare, "reproduce": _cmd_reproduce, "sweep": _cmd_sweep}
         handler = handlers[args.command]
         return handler(args)
     except UserError as exc:

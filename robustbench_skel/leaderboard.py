@@ -24,6 +24,7 @@ from .board_plausibility import plausibility_columns
 from .board_sections import IMPERCEPTIBILITY
 from .errors import UserError
 from .record import iter_records
+from .step_rule import step_label, step_summary
 
 __all__ = ["records_table", "load_results", "build_leaderboard", "FORMATS"]
 
@@ -31,6 +32,11 @@ FORMATS = ("md", "csv", "tex", "html")
 _KEY = ["dataset", "split", "victim", "checkpoint_sha256", "defense", "defense_config", "threat_model", "attack",
         "attack_config", "surrogates", "surrogates_sha256", "pool_sha256", "max_queries", "norm", "eps", "targeted",
         "protocol", "sample_ids_sha256"]
+
+
+# Options whose default value records written before the option existed implied: left out of the setting's
+# hash, so a new record of an unchanged setting still replaces the older one.
+_IMPLIED = {("step_rule", "sign"), ("swag", "paper")}
 
 
 def _short_hash(obj: object) -> str | None:
@@ -101,7 +107,8 @@ def _row(path: Path, record: dict) -> dict:
     m, attack, ds = record["metrics"], record["attack"], record["dataset"]
     success = m.get("attack_success_rate") or {}
     ci = success.get("ci95") or [None, None]
-    hyper = {k: v for k, v in (attack.get("hyperparameters") or {}).items() if k not in ("seed", "eps", "targeted")}
+    hyper = {k: v for k, v in (attack.get("hyperparameters") or {}).items()
+             if k not in ("seed", "eps", "targeted") and (k, v) not in _IMPLIED}
     row = {
         "dataset": ds["name"],
         "synthetic": bool(ds.get("synthetic")),
@@ -115,7 +122,8 @@ def _row(path: Path, record: dict) -> dict:
         "norm": attack.get("norm"),
         "eps": attack.get("eps"),
         "targeted": bool(attack.get("targeted")),
-        "protocol": "standard" if record.get("preset") == "standard" else "quick",
+        "protocol": record.get("preset") or "quick",
+        "step": step_label(step_summary(attack)),
         "n": ds.get("num_evaluated"),
         "sample_ids_sha256": ds.get("sample_ids_sha256"),
         "seed": record["seed"],
@@ -193,10 +201,11 @@ def _write_atomic(path: Path, text: str) -> None:
         raise
 
 
-def build_sections(df: pd.DataFrame, records: dict[str, dict], plots_dir: Path | None = None) -> list:
+def build_sections(df: pd.DataFrame, records: dict[str, dict], plots_dir: Path | None = None,
+                   mix_step_rules: bool = False) -> list:
     """Every section, in reading order: per-setting tables, robust accuracy, transfer matrices,
     decision-based and no-box tables, physical plausibility, budget curves. Plots are drawn only when
-    ``plots_dir`` is given."""
+    ``plots_dir`` is given. Transfer matrices hold one step rule each unless ``mix_step_rules``."""
     from .board_model import Section
     from .board_plausibility import plausibility_sections, plot_plausibility
     from .board_plots import plot_budget_curves
@@ -204,7 +213,8 @@ def build_sections(df: pd.DataFrame, records: dict[str, dict], plots_dir: Path |
     from .board_sections import decision_sections, nobox_sections, setting_sections
     from .board_transfer import transfer_sections
 
-    sections = [*setting_sections(df), *robust_sections(df, records), *transfer_sections(df, plots_dir),
+    sections = [*setting_sections(df, records), *robust_sections(df, records),
+                *transfer_sections(df, plots_dir, records, mix_step_rules),
                 *decision_sections(df, plots_dir), *nobox_sections(df), *plausibility_sections(df)]
     curves = plot_budget_curves(df, plots_dir) if plots_dir is not None else []
     if curves:
@@ -240,9 +250,10 @@ def _parse_formats(formats: str | Iterable[str] | None) -> list[str]:
 
 
 def build_leaderboard(results_dir: str | Path, ci_style: str = "brackets",
-                      formats: str | Iterable[str] | None = None) -> tuple[list[Path], int]:
+                      formats: str | Iterable[str] | None = None, mix_step_rules: bool = False) -> tuple[list[Path], int]:
     """Write ``leaderboard.{md,csv,tex,html}`` (those in ``formats``, default all) and their plots in
-    ``results_dir``; returns the files written and the number of records in the table."""
+    ``results_dir``; returns the files written and the number of records in the table. Each transfer
+    matrix holds records of one step rule (rule, step, iterations) unless ``mix_step_rules``."""
     from .board_html import render_html
     from .board_latex import render_latex
     from .board_markdown import render_markdown
@@ -256,7 +267,7 @@ def build_leaderboard(results_dir: str | Path, ci_style: str = "brackets",
         raise UserError(f"no run records in {str(results_dir / 'runs')!r}; run `python -m robustbench_skel run` first")
     df = _dedup(raw)
     draw = bool({"md", "html"} & set(wanted))
-    sections = build_sections(df, records, results_dir if draw else None)
+    sections = build_sections(df, records, results_dir if draw else None, mix_step_rules)
     written = [p for s in sections for p in s.plots]
     renderers = {
         "md": lambda: render_markdown(sections, ci_style),

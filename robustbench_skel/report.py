@@ -108,6 +108,16 @@ def format_run_summary(record: dict[str, Any]) -> str:
     ]
     if "surrogate_success_rate" in metrics:
         lines.append(_proportion_line("success on the surrogate", metrics["surrogate_success_rate"]))
+    if "reference_success_rate" in metrics:
+        lines.append(_proportion_line("reference success", metrics["reference_success_rate"]))
+    step = attack.get("step")
+    if step:
+        lines.append(f"  step rule: {step['rule']}, step {step['size']:g} m, {step['iterations']} iterations"
+                     + (f" (preset {record['preset']})" if record.get("preset") else ""))
+    if "bayesian_diagnostic" in metrics:
+        d = metrics["bayesian_diagnostic"]
+        lines.append(f"  Bayesian term: median cosine with the plain gradient {d['median_cosine']:.3f}, "
+                     f"head spread {d['head_spread']:.3g} (n = {d['n']})")
     if "queries" in metrics:
         q = metrics["queries"]
         lines.append(f"  queries per attacked sample: mean {q['value']:.0f}, median {q['median']:.0f}, max {q['max']:.0f}")
@@ -128,7 +138,8 @@ def format_run_summary(record: dict[str, Any]) -> str:
             mark = {True: "ok", False: "FAILED", None: "n/a"}[check["passed"]]
             detail = f" {fmt_pct(check['success'])}" if "success" in check else ""
             ref = f" vs {fmt_pct(check['reference'])}" if "reference" in check else ""
-            parts.append(f"{name.replace('_', ' ')} {mark}{detail}{ref}")
+            message = f" ({check['message']})" if check.get("message") else ""
+            parts.append(f"{name.replace('_', ' ')} {mark}{detail}{ref}{message}")
         lines.append(f"  sanity checks on {sanity['subset_size']} attacked samples: " + "; ".join(parts))
     if "breakdown" in metrics:
         parts = [f"{name} {v['count']}" for name, v in metrics["breakdown"].items()]

@@ -26,16 +26,17 @@ from .defense import Defense, DefenseContext
 from .errors import UserError
 from .evaluator import BudgetSpec, evaluate_attack, predict
 from .hparams import accepted_arguments
-from .presets import apply_preset
+from .presets import PRESETS, apply_preset
 from .progress import BatchCheckpoint, progress_key
 from .record import SCHEMA_VERSION, command_line, environment, new_run_id, utc_now, write_record
 from .registry import ATTACKS, DATASETS, DEFENSES
 from .handed import SurrogateEnsemble, SurrogateInfo, UnlabelledPool
+from .step_rule import transfer_step_size
 from .threats import DecisionBased, NoBox, ThreatSetting, Transfer, WhiteBox, _Common
 from .victim import LoadedVictim, load_victim
 
 __all__ = ["RunConfig", "RunResult", "resolve_device", "load_dataset", "select_samples", "build_attack", "effective_threat_model",
-           "load_surrogates", "build_setting", "prepare_attack", "run_benchmark"]
+           "load_surrogates", "build_setting", "prepare_attack", "run_benchmark", "with_transfer_step"]
 
 # The evaluated samples are the first n of a fixed shuffle of the split, the same for every attack.
 SAMPLE_ORDER_SEED = 0
@@ -137,6 +138,21 @@ def build_attack(config: RunConfig, layout: str | None = None) -> Attack:
         return cls(**kwargs)
     except TypeError as exc:  # e.g. a text --attack-opt value where a number belongs
         raise UserError(f"attack {config.attack!r}: bad option value ({exc})") from None
+
+
+def with_transfer_step(attack: Attack, config: RunConfig, layout: str | None = None, whole_budget: bool = False) -> Attack:
+    """A transfer run's gradient attack with the suite's shared step (:func:`transfer_step_size`: eps / T for
+    ``sign``, eps for ``mean-abs``; ``whole_budget``: eps for both, the TASAR reference's), unless the user gave
+    the step size; other attacks are returned as they are."""
+    params = attack.hyperparameters()
+    if "step_rule" not in params or not isinstance(params.get("steps"), int):
+        return attack
+    if config.step_size is not None or "step_size" in config.attack_options:
+        return attack
+    size = attack.eps if whole_budget else transfer_step_size(params["step_rule"], attack.eps, params["steps"])
+    if size == params["step_size"]:
+        return attack
+    return build_attack(replace(config, step_size=size), layout)
 
 
 def _build_defense(name: str | None) -> Defense | None:
@@ -270,6 +286,10 @@ def run_benchmark(config: RunConfig, progress: bool = False, write: bool = True)
     parse_batch_size(config.batch_size)
     attack = build_attack(config)  # fail on a bad attack name or option before touching any data
     threat = effective_threat_model(attack, config.surrogates)
+    preset = PRESETS.get(config.preset) if config.preset else None
+    if preset is not None and preset.threat_model and threat.value != preset.threat_model:
+        raise UserError(f"--preset {preset.name} is a {preset.threat_model} protocol: name the surrogate(s) with "
+                        f"--surrogate (this run is {threat.value})")
     early_stop = parse_early_stop(config.early_stop) if config.early_stop else None
     defense = _build_defense(config.defense)
     eot = threat is ThreatModel.WHITE_BOX and defense is not None and defense.randomized
@@ -280,6 +300,8 @@ def run_benchmark(config: RunConfig, progress: bool = False, write: bool = True)
                         f"defense {config.defense!r} (EOT), so its result would overstate the defense; use one of: {usable}")
     dataset = load_dataset(config.dataset, config.split, config.data_path, config.seed, config.unit)
     attack = build_attack(config, dataset.layout.name)
+    if threat is ThreatModel.TRANSFER:
+        attack = with_transfer_step(attack, config, dataset.layout.name, whole_budget=bool(preset and preset.step_is_eps))
     attack.early_stop = early_stop or ("adversarial" if threat is ThreatModel.WHITE_BOX else "none")
 
     indices = select_samples(dataset, config.n_samples)
@@ -309,6 +331,7 @@ def run_benchmark(config: RunConfig, progress: bool = False, write: bool = True)
         attack_model=attack_model, eot_samples=int(adaptive["eot_samples"]) if adaptive and adaptive["eot_samples"] else 1,
     )
     common.amp = config.amp
+    common.reference_success = bool(preset and preset.reference_success)
     common.checkpoint = BatchCheckpoint.for_run(config.results_dir, progress_key(
         requested, config.batch_size, victim.checkpoint_sha256, subset.ids_sha256()), fresh=not config.resume)
     setting = build_setting(threat, config, dataset, common, attack_model, adaptive)

@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from .artefacts import ArtefactStore
+from .bayes_diagnostic import DIAGNOSTIC_CLIPS, degenerate_check
 from .attack import Attack, ThreatModel
 from .evaluator import predict, proportion
 from .handed import LabelOracle, SurrogateEnsemble, UnlabelledPool
@@ -143,6 +144,7 @@ class _Common:
     amp: bool = False  # bfloat16 autocast for the attack's forward and backward passes
     attack_model: nn.Module | None = None  # what a white-box attacker differentiates (BPDA variant), default eval_model
     eot_samples: int = 1  # draws per gradient against a randomized defense
+    reference_success: bool = False  # transfer: also the TASAR reference's success over every crafted clip
 
     def white_box_model(self) -> nn.Module:
         return self.attack_model if self.attack_model is not None else self.eval_model
@@ -300,9 +302,22 @@ class Transfer(_CachedCraft):
     def __init__(self, common: _Common, ensemble: SurrogateEnsemble) -> None:
         super().__init__(common)
         self.handed = ensemble
+        self.diagnostic: dict[str, Any] | None = None  # a Bayesian attack's diagnostic (see craft)
 
     def _craft_spec(self, attack):
         return {**super()._craft_spec(attack), "surrogates": self.handed.fingerprint()}
+
+    def craft(self, attack, clips, labels, targets, attacked, progress):
+        crafted = super().craft(attack, clips, labels, targets, attacked, progress)
+        diagnose = getattr(attack, "bayesian_diagnostic", None)  # TASAR, BA: robustbench_skel.bayes_diagnostic
+        rows = attacked.nonzero().squeeze(1)[:DIAGNOSTIC_CLIPS]
+        if diagnose is not None and rows.numel():
+            c = self.common
+            generator = torch.Generator(device=c.device).manual_seed(c.seed)
+            with torch.enable_grad():
+                self.diagnostic = diagnose(self.handed, clips[rows].to(c.device), labels[rows].to(c.device),
+                                           None if targets is None else targets[rows].to(c.device), generator)
+        return crafted
 
     def _after_craft(self, crafted, clips):
         c = self.common
@@ -316,7 +331,29 @@ class Transfer(_CachedCraft):
         eligible = attacked & clean.eq(labels)
         fooled = is_adversarial_pred(adv, labels, targets) & eligible
         metrics = {"surrogate_success_rate": proportion(int(fooled.sum()), int(eligible.sum()))}
-        return metrics, {"surrogate_clean_pred": clean.tolist(), "surrogate_adv_pred": adv.tolist()}
+        samples = {"surrogate_clean_pred": clean.tolist(), "surrogate_adv_pred": adv.tolist()}
+        if self.common.reference_success:
+            metric, samples["reference_fooled"] = self._reference_success(clips, labels, targets, attacked, success)
+            metrics["reference_success_rate"] = metric
+        if self.diagnostic is not None:
+            metrics["bayesian_diagnostic"] = self.diagnostic
+        return metrics, samples
+
+    def _reference_success(self, clips, labels, targets, attacked, success) -> tuple[dict[str, Any], list]:
+        """The TASAR reference's transfer success: over every clip it crafts (the test clips the surrogate
+        classifies correctly), the victim misclassifying the crafted clip counts, whether or not the victim
+        classified the clean clip correctly. Per sample: fooled or not, None outside that set."""
+        c = self.common
+        crafted_set = self.content["surrogate_clean_pred"].eq(labels)
+        fooled = success.clone()  # on the attacked clips, the evaluator's verdict
+        others = (~attacked).nonzero().squeeze(1)
+        if others.numel():
+            pred = predict(c.eval_model, self.content["adv"][others], c.batch_size, c.device)
+            fooled[others] = is_adversarial_pred(pred, labels[others], None if targets is None else targets[others])
+        metric = proportion(int((fooled & crafted_set).sum()), int(crafted_set.sum()))
+        metric["definition"] = ("victim misclassification over every clip the reference crafts (the surrogate's "
+                                "correctly classified clips), the victim's clean mistakes included")
+        return metric, [bool(f) if s else None for f, s in zip(fooled.tolist(), crafted_set.tolist())]
 
     def sanity(self, attack, clips, labels, targets, attacked, success, subset_size):
         result = super().sanity(attack, clips, labels, targets, attacked, success, subset_size) or {"subset_size": 0, "checks": {}}
@@ -330,6 +367,8 @@ class Transfer(_CachedCraft):
             "reference": here,
             "expect": "the attack fools its own surrogate(s) on some samples, and at least as often as it fools the victim",
         }
+        if self.diagnostic is not None:
+            result["checks"]["bayesian_term"] = degenerate_check(self.diagnostic)
         return result
 
     def describe(self):

@@ -15,6 +15,7 @@ from .errors import UserError
 from .registry import VICTIMS
 from .report import fmt_pct
 from .runner import RunConfig, load_dataset, run_benchmark
+from .step_rule import step_label, step_summary
 from .victim import model_card
 
 __all__ = ["TransferMatrix", "victims_with_weights", "run_transfer_matrix"]
@@ -52,10 +53,19 @@ def _row_label(record: dict) -> str:
     return f"{record['attack']['name']}@{names}"
 
 
+def _step_line(records: list[dict]) -> str:
+    """The matrix's step rule (every cell steps alike; the crafting is one attack configuration)."""
+    steps = {step_label(step_summary(r["attack"])) for r in records}
+    if len(steps) != 1:
+        raise UserError(f"the cells of this matrix step differently ({'; '.join(sorted(steps))}); run one step rule per matrix")
+    preset = records[0].get("preset")
+    return f"step rule: {steps.pop()}" + (f" (preset {preset})" if preset else "")
+
+
 def _table(records: list[dict], rows: list[list[str]], victims: list[str]) -> str:
     by_cell = {(tuple(s["name"] for s in r["threat"]["surrogates"]), r["victim"]["name"]): r for r in records}
     header = ["attack@surrogate", "surrogate (white-box)"] + victims + ["average (other victims)"]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines = [_step_line(records), "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
         cells = [by_cell[(tuple(row), v)] for v in victims]
         own = cells[0]["metrics"]["surrogate_success_rate"]["value"]
