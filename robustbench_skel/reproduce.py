@@ -198,7 +198,7 @@ def reproduce_record(path: str | Path, results_dir: str | Path | None = None, de
             raise
         raise UserError(f"{path}: the recorded configuration cannot run here: {exc}") from None
     _check_inputs(record, config)
-    result = run_benchmark(config, progress=False, write=results_dir is not None, allow_self_surrogate=True)
+    result = run_benchmark(config, progress=False, write=results_dir is not None)
     exact, mode = _mode(record.get("environment") or {}, result.record["environment"])
     rows, differing = compare_metrics(record, result.record, exact)
     table = _table(rows)

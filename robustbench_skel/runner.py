@@ -265,14 +265,13 @@ def prepare_attack(config: RunConfig, progress: bool = False) -> list[dict[str, 
     return attack.prepare(setting.handed, PrepareContext(common.store, device, config.seed, progress, _prepare_command(config, threat)))
 
 
-def run_benchmark(config: RunConfig, progress: bool = False, write: bool = True,
-                  allow_self_surrogate: bool = False) -> RunResult:
+def run_benchmark(config: RunConfig, progress: bool = False, write: bool = True) -> RunResult:
     """Run one victim x attack x defense x dataset configuration under its threat model and write its record.
 
-    The whole configuration is checked first (:func:`validate_run_config`); ``allow_self_surrogate`` lets a
-    transfer matrix evaluate its diagonal (a surrogate attacking itself) as a reference cell."""
+    The whole configuration is checked first (:func:`validate_run_config`). A surrogate equal to the victim
+    is allowed here (a transfer matrix's diagonal, a reference cell); the ``run`` command refuses it."""
     started = time.perf_counter()
-    validate_run_config(config, write=write, allow_self_surrogate=allow_self_surrogate)
+    validate_run_config(config, write=write, allow_self_surrogate=True)
     device = resolve_device(config.device)
     requested = config  # recorded as given; the preset and "auto" are resolved below
     config = apply_preset(config)

@@ -20,7 +20,7 @@ __all__ = ["show_sample", "parse_frames", "load_pair"]
 
 TOP_JOINTS = 3
 # What a picture reads from the record beyond the schema's required fields (record_schema.py).
-SHOW_NEEDS = ("samples.id", "samples.clean_pred", "samples.adv_pred", "samples.success", "adversarial")
+SHOW_NEEDS = ("samples.id", "samples.clean_pred", "samples.adv_pred", "samples.success")
 _CLEAN, _ADV, _HOT = "#3b6ea8", "#c0392b", "#f39c12"
 
 

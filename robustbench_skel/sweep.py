@@ -173,7 +173,7 @@ def _run_one(config: dict[str, Any], plugins: list[str], paths: list[str]) -> di
     """One run as a Ray task: the record (not written: the driver writes it), or the user error."""
     try:
         _import_plugins(plugins, paths)
-        return {"record": run_benchmark(RunConfig(**config), write=False, allow_self_surrogate=True).record}
+        return {"record": run_benchmark(RunConfig(**config), write=False).record}
     except UserError as exc:
         return {"error": str(exc)}
 
@@ -189,7 +189,7 @@ def _label(config: RunConfig) -> str:
 def _local(todo: list[RunConfig], done: Callable[[Path], None], grid: Grid) -> None:
     _import_plugins(grid.plugins, grid.plugin_paths)
     for config in todo:
-        done(run_benchmark(config, allow_self_surrogate=True).path)
+        done(run_benchmark(config).path)
 
 
 def _uses_gpu(device: str) -> bool:

@@ -150,8 +150,6 @@ def check_output(path: Path, flag: str = "--out") -> None:
     """Before training: the weights file and its per-epoch resume state can be written (nothing is created)."""
     from .preflight import check_writable_file
 
-    if path.suffix == "":
-        raise UserError(f"{flag} {str(path)!r} has no file extension; give a file name such as weights.pt")
     check_writable_file(path, flag)
     check_writable_file(resume_path(path), f"{flag}'s resume state")
 

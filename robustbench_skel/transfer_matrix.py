@@ -118,7 +118,7 @@ def run_transfer_matrix(config: RunConfig, rows: list[list[str]], victims: str =
         check_writable_file(out, "--heatmap")
     records, paths = [], []
     for cell in cells:
-        result = run_benchmark(cell, progress=progress, allow_self_surrogate=True)
+        result = run_benchmark(cell, progress=progress)
         records.append(result.record)
         paths.append(result.path)
     first = records[0]
