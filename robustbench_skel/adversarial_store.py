@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -106,7 +107,7 @@ def load_adversarial(record: dict, record_path: str | Path) -> tuple[list[str], 
     try:
         with np.load(path, allow_pickle=False) as f:
             ids, delta = [str(s) for s in f["sample_ids"]], f["delta"].astype(np.float32)
-    except (OSError, ValueError, KeyError, EOFError) as exc:  # not an npz, truncated, or missing an array
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:  # not an npz, truncated, no array
         raise UserError(f"{str(path)!r} is not a readable adversarial-clips file ({type(exc).__name__}); "
                         "re-run the record's command with --save-adversarial") from None
     if delta.ndim != 5 or delta.shape[0] != len(ids):

@@ -51,10 +51,11 @@ NUM = _Type("a number", lambda v: isinstance(v, (int, float)) and not isinstance
 BOOL = _Type("true or false", lambda v: isinstance(v, bool))
 OBJ = _Type("an object", lambda v: isinstance(v, Mapping))
 LIST = _Type("a list", lambda v: isinstance(v, list))
+PAIR = _Type("a list of two entries", lambda v: isinstance(v, list) and len(v) == 2)
 NULL = _Type("null", lambda v: v is None)
 
 # field -> (type, required, fields inside it); "*" applies to every entry of an object or list.
-_METRIC_FIELDS = {"value": (NUM | NULL, False, None), "ci95": (LIST | NULL, False, {"*": (NUM | NULL, False, None)}),
+_METRIC_FIELDS = {"value": (NUM | NULL, False, None), "ci95": (PAIR | NULL, False, {"*": (NUM | NULL, False, None)}),
                   "n": (INT | NULL, False, None), "count": (INT | NULL, False, None), "max": (NUM | NULL, False, None),
                   "median": (NUM | NULL, False, None)}
 RECORD_FIELDS: dict[str, tuple[_Type, bool, dict | None]] = {
@@ -146,8 +147,10 @@ def check_record(record: Any, source: str = "record", needs: tuple[str, ...] = (
     missing = [k for k, (_, required, _) in RECORD_FIELDS.items() if required and k not in record]
     if missing:
         raise UserError(f"{source} is not a run record: field(s) {', '.join(map(repr, missing))} missing")
-    if record["schema_version"] != SCHEMA_VERSION:
-        raise UserError(f"{source} has schema version {record['schema_version']!r}, this tool reads {SCHEMA_VERSION}")
+    version = record["schema_version"]
+    if not INT(version) or version != SCHEMA_VERSION:
+        raise UserError(f"{source}: field 'schema_version' is {version!r} (schema version {version!r}), but this tool "
+                        f"reads schema version {SCHEMA_VERSION}; use the version of robustbench_skel that wrote it")
     for key, spec in RECORD_FIELDS.items():
         if key in record:
             _check(record[key], spec, key, fail)
@@ -156,7 +159,7 @@ def check_record(record: Any, source: str = "record", needs: tuple[str, ...] = (
         n = len(samples["id"])
         for key, value in samples.items():
             if isinstance(value, list) and len(value) != n:
-                fail(f"samples.{key}", f"has {len(value)} entries but samples.id has {n}")
+                fail(f"samples.{key}", f"has {len(value)} entries but 'samples.id' has {n}")
     for dotted in needs:
         present, value = _lookup(record, dotted)
         if not present or value is None:
