@@ -75,12 +75,24 @@ def _check_surrogates(config, threat: ThreatModel, allow_self_surrogate: bool) -
                         "give one per surrogate, in order")
     for path in checkpoints:
         check_input_file(path, "--surrogate-checkpoint")
+    if not checkpoints:
+        for name in names:
+            _check_shipped(name, config.dataset, "surrogate", "--surrogate-checkpoint")
     if threat is ThreatModel.TRANSFER and not allow_self_surrogate:
         for i, name in enumerate(names):
             if name == config.victim and _same_weights(config.checkpoint, checkpoints[i] if checkpoints else None):
                 raise UserError(f"victim {name!r} is named as its own surrogate with the same weights: that is a white-box "
                                 "attack, not a transfer; drop --surrogate (or give the surrogate other weights with "
                                 "--surrogate-checkpoint)")
+
+
+def _check_shipped(name: str, dataset: str, kind: str, flag: str) -> None:
+    """A victim used without a checkpoint needs shipped weights for the dataset (checked by name, nothing is read)."""
+    from .victim import model_card
+
+    if dataset not in (model_card(name).get("pretrained") or {}):
+        raise UserError(f"no pretrained weights of {kind} {name!r} ship for dataset {dataset!r}; pass {flag} PATH or "
+                        f"train them with: python -m robustbench_skel train --victim {name} --dataset {dataset}")
 
 
 def _check_defense(config, threat: ThreatModel) -> None:
@@ -119,6 +131,8 @@ def validate_run_config(config, write: bool = True, allow_self_surrogate: bool =
         raise UserError(f"unknown victim {config.victim!r}; {suggest(config.victim, VICTIMS.names())}")
     if config.checkpoint is not None:
         check_input_file(config.checkpoint, "--checkpoint")
+    else:
+        _check_shipped(config.victim, config.dataset, "victim", "--checkpoint")
     attack = build_attack(config)  # unknown attack or option
     threat = effective_threat_model(attack, config.surrogates)
     _check_surrogates(config, threat, allow_self_surrogate)
