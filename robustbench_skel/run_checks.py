@@ -100,6 +100,13 @@ def _check_defense(config, threat: ThreatModel) -> None:
         if config.defense not in DEFENSES:
             raise UserError(f"unknown defense {config.defense!r}; {suggest(config.defense, DEFENSES.names())}")
     if config.defense_checkpoint is None:
+        if config.defense is not None and getattr(DEFENSES.get(config.defense), "kind", "inference") == "training":
+            from .defended import defend_command, shipped_defended_weights
+
+            if shipped_defended_weights(config.victim, config.defense, config.dataset) is None:
+                raise UserError(f"no {config.defense} weights ship for {config.victim} on {config.dataset}; build them "
+                                f"with: {defend_command(config.victim, config.defense, config.dataset)} and pass "
+                                "--defense-checkpoint PATH")
         return
     if config.defense is None:
         raise UserError("--defense-checkpoint gives defended weights, but no --defense is named, so they would be "

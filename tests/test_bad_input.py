@@ -169,6 +169,8 @@ CASES = [
                                             "--defense-checkpoint", "{ws}/plain.pt"], ["inference time", "--defense-checkpoint"]),
     ("run-defense-ckpt-missing", ["run", "--victim", "stgcn", "--attack", "fgsm", "--defense", "trades",
                                   "--defense-checkpoint", "{ws}/nope.pt"], ["--defense-checkpoint", "does not exist"]),
+    ("run-training-defense-without-weights", ["run", "--victim", "agcn", "--attack", "fgsm", "--defense", "trades"],
+     ["no trades weights ship for agcn", "--defense-checkpoint"]),
     ("run-queries-white-box", ["run", "--victim", "sgn", "--attack", "fgsm", "--queries", "100"], ["--queries", "ignored"]),
     ("run-nobox-pool-white-box", ["run", "--victim", "sgn", "--attack", "fgsm", "--nobox-pool", "test"], ["--nobox-pool", "ignored"]),
     ("run-eot-without-defense", ["run", "--victim", "sgn", "--attack", "pgd", "--eot-samples", "4"], ["--eot-samples", "ignored"]),
