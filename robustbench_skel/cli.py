@@ -428,6 +428,12 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
     if bool(args.victims) == bool(args.attack):
         raise UserError("bench needs exactly one of --victims all|NAMES or --attack NAME")
+    from .errors import suggest
+    from .registry import VICTIMS
+
+    for name in _names(args.surrogate) or []:
+        if name not in VICTIMS:
+            raise UserError(f"unknown surrogate {name!r}; {suggest(name, VICTIMS.names())}")
     if args.victims:
         print(bench_victims(args.victims, args.batch_size, args.device, args.repeats))
     else:

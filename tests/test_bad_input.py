@@ -316,6 +316,8 @@ CASES = [
     ("list-extra-argument", ["list", "--bogus"], ["unrecognized arguments"]),
     ("bench-nothing-to-time", ["bench"], ["exactly one of"]),
     ("bench-unknown-attack", ["bench", "--attack", "nosuch"], ["unknown attack 'nosuch'"]),
+    ("bench-unknown-victim", ["bench", "--victims", "nosuch"], ["unknown victim 'nosuch'"]),
+    ("bench-unknown-surrogate", ["bench", "--attack", "tasar", "--surrogate", "nosuch"], ["unknown surrogate 'nosuch'"]),
     ("no-command", [], ["command"]),
     ("unknown-command", ["frobnicate"], ["invalid choice"]),
 ]
