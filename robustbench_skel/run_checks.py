@@ -39,6 +39,33 @@ def _same_weights(victim_checkpoint: str | None, surrogate_checkpoint: str | Non
     return Path(victim_checkpoint).resolve() == Path(surrogate_checkpoint).resolve()
 
 
+# Settings that come as text from a grid file or a record's saved configuration: their JSON type first.
+_TEXT = ("victim", "attack", "dataset", "device", "results_dir", "unit", "nobox_pool")
+_TEXT_OR_NONE = ("split", "data_path", "checkpoint", "defense", "defense_checkpoint", "early_stop", "preset")
+_FLAGS = ("targeted", "resume", "amp", "save_adversarial")
+
+
+def _check_types(config) -> None:
+    def wrong(name: str, expected: str, value: object) -> UserError:
+        return UserError(f"setting {name!r} must be {expected}, got {type(value).__name__} {value!r}")
+
+    for name in _TEXT:
+        if not isinstance(getattr(config, name), str):
+            raise wrong(name, "text", getattr(config, name))
+    for name in _TEXT_OR_NONE:
+        if getattr(config, name) is not None and not isinstance(getattr(config, name), str):
+            raise wrong(name, "text or absent", getattr(config, name))
+    for name in _FLAGS:
+        if not isinstance(getattr(config, name), bool):
+            raise wrong(name, "true or false", getattr(config, name))
+    if not isinstance(config.attack_options, dict):
+        raise wrong("attack_options", "a table of option = value", config.attack_options)
+    for name in ("surrogates", "surrogate_checkpoints"):
+        value = getattr(config, name)
+        if value is not None and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+            raise wrong(name, "a list of names", value)
+
+
 def _check_numbers(config) -> None:
     if config.n_samples != "all":
         _whole(config.n_samples, "--n-samples", 1)
@@ -95,7 +122,7 @@ def _check_shipped(name: str, dataset: str, kind: str, flag: str) -> None:
                         f"train them with: python -m robustbench_skel train --victim {name} --dataset {dataset}")
 
 
-def _check_defense(config, threat: ThreatModel) -> None:
+def _check_defense(config) -> None:
     if config.defense is not None:
         if config.defense not in DEFENSES:
             raise UserError(f"unknown defense {config.defense!r}; {suggest(config.defense, DEFENSES.names())}")
@@ -127,6 +154,7 @@ def validate_run_config(config, write: bool = True, allow_self_surrogate: bool =
     from .presets import apply_preset
     from .runner import build_attack, effective_threat_model, resolve_device
 
+    _check_types(config)
     resolve_device(config.device)
     _check_numbers(config)
     config = apply_preset(config)
@@ -143,6 +171,6 @@ def validate_run_config(config, write: bool = True, allow_self_surrogate: bool =
     attack = build_attack(config)  # unknown attack or option
     threat = effective_threat_model(attack, config.surrogates)
     _check_surrogates(config, threat, allow_self_surrogate)
-    _check_defense(config, threat)
+    _check_defense(config)
     if write:
         check_writable_dir(config.results_dir, "--results-dir")

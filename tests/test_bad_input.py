@@ -81,6 +81,7 @@ def ws(tmp_path_factory) -> Path:
     _write_json(ws / "rec" / "runs" / "short_samples.json", {**good, "samples": {**good["samples"], "success": [True]}})
     _write_json(ws / "rec" / "runs" / "victim_name_int.json", {**good, "victim": {"name": 7}})
     _write_json(ws / "rec" / "runs" / "unknown_victim.json", {**good, "config": {**good["config"], "victim": "nosuch"}})
+    _write_json(ws / "rec" / "runs" / "targeted_text.json", {**good, "config": {**good["config"], "targeted": "yes"}})
     _write_json(ws / "rec" / "runs" / "bad_n.json", {**good, "config": {**good["config"], "n_samples": -3}})
     _write_json(ws / "rec" / "runs" / "not_run.json", {**{k: v for k, v in good.items() if k != "config"},
                                                        "command": "python -m robustbench_skel leaderboard"})
@@ -130,6 +131,7 @@ def ws(tmp_path_factory) -> Path:
     grid("n_samples.toml", 'victims = ["sgn"]\nn_samples_typo = 1')
     (grids / "attack.toml").write_text('victims = ["sgn"]\nattacks = ["fgsm", "nosuch"]\n')
     (grids / "type.toml").write_text('victims = ["sgn"]\nattacks = ["fgsm"]\nn_samples = "many"\n')
+    (grids / "device_type.toml").write_text('victims = ["sgn"]\nattacks = ["fgsm"]\ndevice = 5\n')
     (grids / "sanity.toml").write_text('victims = ["sgn"]\nattacks = ["fgsm"]\nsanity_samples = -1\n')
     (grids / "results_file.toml").write_text(f'victims = ["sgn"]\nattacks = ["fgsm"]\nresults_dir = "{ws / "afile"}"\n')
     (grids / "no_victims.toml").write_text('attacks = ["fgsm"]\n')
@@ -239,6 +241,7 @@ CASES = [
     ("sweep-unknown-attack", ["sweep", "{ws}/grids/attack.toml"], ["unknown attack 'nosuch'"]),
     ("sweep-negative-budget", ["sweep", "{ws}/grids/budget.toml"], ["budgets"]),
     ("sweep-wrong-type", ["sweep", "{ws}/grids/type.toml"], ["--n-samples"]),
+    ("sweep-device-not-text", ["sweep", "{ws}/grids/device_type.toml"], ["'device'", "text"]),
     ("sweep-negative-sanity", ["sweep", "{ws}/grids/sanity.toml"], ["--sanity-samples"]),
     ("sweep-results-dir-file", ["sweep", "{ws}/grids/results_file.toml"], ["--results-dir", "is a file"]),
     ("sweep-no-victims", ["sweep", "{ws}/grids/no_victims.toml"], ["victims"]),
@@ -268,6 +271,7 @@ CASES = [
     ("reproduce-not-an-object", ["reproduce", "{ws}/rec/runs/array.json"], ["not a run record"]),
     ("reproduce-victim-name-type", ["reproduce", "{ws}/rec/runs/victim_name_int.json"], ["victim.name"]),
     ("reproduce-unknown-victim", ["reproduce", "{ws}/rec/runs/unknown_victim.json"], ["unknown victim 'nosuch'"]),
+    ("reproduce-config-wrong-type", ["reproduce", "{ws}/rec/runs/targeted_text.json"], ["'targeted'", "true or false"]),
     ("reproduce-bad-n-samples", ["reproduce", "{ws}/rec/runs/bad_n.json"], ["--n-samples"]),
     ("reproduce-not-a-run", ["reproduce", "{ws}/rec/runs/not_run.json"], ["cannot be reproduced"]),
     ("reproduce-results-dir-file", ["reproduce", "{ws}/results/runs/good.json", "--results-dir", "{ws}/afile"], ["--results-dir"]),
