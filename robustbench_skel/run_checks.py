@@ -162,6 +162,8 @@ def validate_run_config(config, write: bool = True, allow_self_surrogate: bool =
         raise UserError(f"unknown dataset {config.dataset!r}; {suggest(config.dataset, DATASETS.names())}")
     if config.data_path is not None and not Path(config.data_path).exists():
         raise UserError(f"--data-path {str(config.data_path)!r} does not exist")
+    if config.data_path is None and getattr(DATASETS.get(config.dataset), "needs_path", False):
+        raise UserError(f"dataset {config.dataset!r} reads your files: pass --data-path")
     if config.victim not in VICTIMS:
         raise UserError(f"unknown victim {config.victim!r}; {suggest(config.victim, VICTIMS.names())}")
     if config.checkpoint is not None:

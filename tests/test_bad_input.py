@@ -153,6 +153,7 @@ CASES = [
     ("run-unknown-surrogate", ["run", "--victim", "sgn", "--attack", "fgsm", "--surrogate", "nosuch"], ["unknown surrogate 'nosuch'"]),
     ("run-unknown-second-surrogate", ["run", "--victim", "sgn", "--attack", "fgsm", "--surrogate", "stgcn,nosuch"],
      ["unknown surrogate 'nosuch'"]),
+    ("run-dataset-needs-path", ["run", "--victim", "stgcn", "--attack", "fgsm", "--dataset", "npz"], ["--data-path"]),
     ("run-no-shipped-weights", ["run", "--victim", "stgcn", "--attack", "fgsm", "--data-path", "{ws}/nan.npz"],
      ["no pretrained weights of victim 'stgcn'", "--checkpoint"]),
     ("run-surrogate-without-weights", ["run", "--victim", "sgn", "--attack", "fgsm", "--surrogate", "stgcn,tiny-test-victim"],
