@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -96,10 +97,20 @@ def load_adversarial(record: dict, record_path: str | Path) -> tuple[list[str], 
     if not entry:
         raise UserError(f"{record_path} has no saved adversarial clips; re-run it with `run --save-adversarial`")
     results = Path(record_path).resolve().parent.parent  # <results>/runs/<record>.json
-    path = results / entry["file"]
+    path = (results / entry["file"]).resolve()
+    if not path.is_relative_to(results):
+        raise UserError(f"{record_path}: field 'adversarial.file' {entry['file']!r} points outside the results folder")
     if not path.is_file():
         raise UserError(f"the record's adversarial clips {str(path)!r} are missing; re-run it with --save-adversarial")
     if sha256_file(path) != entry["sha256"]:
         raise UserError(f"{str(path)!r} does not match the sha256 in its record (changed or truncated); re-run with --save-adversarial")
-    with np.load(path, allow_pickle=False) as f:
-        return [str(s) for s in f["sample_ids"]], f["delta"].astype(np.float32)
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            ids, delta = [str(s) for s in f["sample_ids"]], f["delta"].astype(np.float32)
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:  # not an npz, truncated, no array
+        raise UserError(f"{str(path)!r} is not a readable adversarial-clips file ({type(exc).__name__}); "
+                        "re-run the record's command with --save-adversarial") from None
+    if delta.ndim != 5 or delta.shape[0] != len(ids):
+        raise UserError(f"{str(path)!r} holds {len(ids)} sample ids but perturbations of shape {tuple(delta.shape)}; "
+                        "re-run the record's command with --save-adversarial")
+    return ids, delta

@@ -29,7 +29,9 @@ from .errors import UserError
 from .evaluator import predict
 from .registry import DEFENSES
 from .runner import load_dataset, resolve_device
-from .training import _RESUME_FORMAT, _save_atomic, load_resume_state, resume_path, storage_state
+from .preflight import check_input_file
+from .training import (_RESUME_FORMAT, _save_atomic, check_data_names, check_output, load_resume_state, resume_path,
+                       storage_state)
 from .victim import load_victim
 
 __all__ = ["DefendConfig", "DefendResult", "build_training_defense", "train_defense"]
@@ -74,8 +76,8 @@ def build_training_defense(name: str, options: dict[str, Any]) -> TrainingDefens
         raise UserError(f"defense {name!r} is applied at inference time; `defend` trains only training-time defenses")
     try:
         return cls(**options)
-    except TypeError as exc:
-        raise UserError(f"defense {name!r}: bad option ({exc})") from None
+    except (TypeError, ValueError) as exc:  # an unknown option, or a text value where a number belongs
+        raise UserError(f"defense {name!r}: bad --defense-opt ({exc})") from None
 
 
 def default_output(victim: str, defense: str, dataset: str) -> Path:
@@ -94,6 +96,7 @@ def _load_resume(path: Path, config: DefendConfig) -> dict | None:
 
 def train_defense(config: DefendConfig, progress: bool = True) -> DefendResult:
     """Train ``config.defense`` on ``config.victim`` and save the defended weights; see the module docstring."""
+    check_data_names(config.victim, config.dataset, config.data_path)
     defense = build_training_defense(config.defense, config.options)
     epochs = config.epochs or defense.default_epochs
     batch_size = config.batch_size or defense.default_batch_size
@@ -102,6 +105,9 @@ def train_defense(config: DefendConfig, progress: bool = True) -> DefendResult:
     if epochs < 1 or batch_size < 1 or not lr > 0:
         raise UserError("--epochs and --batch-size must be at least 1 and --lr positive")
     device = resolve_device(config.device)
+    if config.checkpoint is not None:
+        check_input_file(config.checkpoint, "--checkpoint")
+    check_output(Path(config.out) if config.out else default_output(config.victim, config.defense, config.dataset))
     rng = np.random.default_rng(config.seed)
     generator = torch.Generator(device=device).manual_seed(config.seed)
     train = load_dataset(config.dataset, "train", config.data_path)

@@ -40,15 +40,23 @@ def read_state_dict(path: str | Path) -> StateDict:
         raise UserError(f"checkpoint {str(path)!r} does not exist or is not a file; check --checkpoint")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    except pickle.UnpicklingError:
+        # PyTorch's own text suggests weights_only=False, which for a hostile file means running its code:
+        # it is deliberately not passed on.
         raise UserError(
-            f"checkpoint {str(path)!r} cannot be loaded safely (torch.load(weights_only=True) refused it: {first}); "
-            "re-save it as a plain state_dict with torch.save(model.state_dict(), path)"
+            f"checkpoint {str(path)!r} cannot be loaded safely and was NOT loaded: it holds code or Python objects that a plain weights file "
+            "never needs, and loading it could run that code; from an environment you trust, re-save the weights "
+            "alone with torch.save(model.state_dict(), path) and pass that file"
         ) from None
     except Exception as exc:  # truncated, not a torch file, zip errors, ...
-        raise UserError(f"checkpoint {str(path)!r} is not a readable PyTorch file ({type(exc).__name__}: {exc})") from None
+        raise UserError(f"checkpoint {str(path)!r} is not a readable PyTorch file ({type(exc).__name__}: {_first_line(exc)})") from None
     return unwrap_state_dict(obj, source=str(path))
+
+
+def _first_line(exc: Exception) -> str:
+    """The first line of an exception's text, never one that advises ``weights_only=False``."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return "refused by the safe loader" if "weights_only" in text else text
 
 
 def unwrap_state_dict(obj: object, source: str = "checkpoint") -> StateDict:

@@ -32,6 +32,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number of at least 0, got {value}")
+    return value
+
+
 def _positive_float(text: str) -> float:
     try:
         value = float(text)
@@ -115,10 +125,11 @@ def _add_attack_args(p: argparse.ArgumentParser) -> None:
                    help="when a sample stops: adversarial (on the handed model; white-box default), none (transfer and "
                         "no-box default: every iteration runs), batch (the whole batch stops once the handed model "
                         "misclassifies all of it), or margin=K (a logit margin of K on the handed model)")
-    p.add_argument("--nobox-pool", default="train", choices=("train", "test"),
+    # None = not given (the RunConfig default applies): an option given where it does not apply is refused.
+    p.add_argument("--nobox-pool", default=None, choices=("train", "test"),
                    help="no-box: the split whose clips, labels removed, the attacker learns from (default train)")
-    p.add_argument("--queries", type=_positive_int, default=1000, help="decision-based: query budget per sample (default 1000)")
-    p.add_argument("--eot-samples", type=_positive_int, default=8,
+    p.add_argument("--queries", type=_positive_int, default=None, help="decision-based: query budget per sample (default 1000)")
+    p.add_argument("--eot-samples", type=_positive_int, default=None,
                    help="random draws averaged per gradient against a randomized defense (EOT; default 8)")
     p.add_argument("--n-samples", type=_positive_int_or("all"), default=64,
                    help="test samples to evaluate, or 'all' for every clip of the split (default 64)")
@@ -134,7 +145,7 @@ def _add_attack_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--amp", action="store_true",
                    help="bfloat16 autocast for the attack's forward and backward passes (the evaluator stays float32)")
     p.add_argument("--results-dir", default="results", help="where records go (default results/)")
-    p.add_argument("--sanity-samples", type=int, default=16,
+    p.add_argument("--sanity-samples", type=_non_negative_int, default=16,
                    help="attacked samples re-attacked for the sanity checks (default 16; 0 skips them)")
     p.add_argument("--save-adversarial", action="store_true",
                    help="store the attacked clips' perturbations in results/adversarial/ (for `show`)")
@@ -146,10 +157,35 @@ def _names(text: str | None) -> list[str] | None:
     return [n.strip() for n in text.split(",") if n.strip()] if text else None
 
 
+def _given(value: object, default: object) -> object:
+    return default if value is None else value
+
+
+def _refuse_ignored_options(args: argparse.Namespace, surrogates: bool) -> None:
+    """An option that the attack's threat model (or the defense) would ignore is an error, not a silent no-op."""
+    from .attack import ThreatModel
+    from .registry import ATTACKS, DEFENSES
+
+    declared = ATTACKS.get(args.attack).threat_model
+    threat = ThreatModel.TRANSFER if surrogates and declared is ThreatModel.WHITE_BOX else declared
+    if args.queries is not None and threat is not ThreatModel.DECISION_BASED:
+        raise UserError(f"--queries is a decision-based attack's query budget, but {args.attack!r} is {threat.value}: "
+                        "it would be ignored; drop --queries")
+    if args.nobox_pool is not None and threat is not ThreatModel.NO_BOX:
+        raise UserError(f"--nobox-pool chooses a no-box attack's clips, but {args.attack!r} is {threat.value}: "
+                        "it would be ignored; drop --nobox-pool")
+    if args.eot_samples is not None:
+        defense = DEFENSES.get(args.defense) if args.defense else None
+        if defense is None or not defense.randomized or threat is not ThreatModel.WHITE_BOX:
+            raise UserError("--eot-samples applies to white-box attacks on a randomized --defense (see `list`), which "
+                            "this run is not: it would be ignored; drop --eot-samples")
+
+
 def run_config(args: argparse.Namespace, **changes: object) -> "RunConfig":
     """The :class:`RunConfig` of a ``run``-like command line (``changes`` override fields)."""
     from .runner import RunConfig
 
+    defaults = RunConfig()
     values = dict(
         victim=args.victim, attack=args.attack, dataset=args.dataset or ("npz" if args.data_path else "synth"),
         data_path=args.data_path, split=args.split, checkpoint=getattr(args, "checkpoint", None), defense=args.defense,
@@ -157,8 +193,9 @@ def run_config(args: argparse.Namespace, **changes: object) -> "RunConfig":
         seed=args.seed, batch_size=args.batch_size, device=args.device, results_dir=args.results_dir,
         sanity_samples=args.sanity_samples, attack_options=dict(args.attack_opt),
         surrogates=_names(getattr(args, "surrogate", None)), surrogate_checkpoints=getattr(args, "surrogate_checkpoint", None),
-        early_stop=args.early_stop, nobox_pool=args.nobox_pool, max_queries=args.queries,
-        defense_checkpoint=args.defense_checkpoint, eot_samples=args.eot_samples,
+        early_stop=args.early_stop, nobox_pool=_given(args.nobox_pool, defaults.nobox_pool),
+        max_queries=_given(args.queries, defaults.max_queries),
+        defense_checkpoint=args.defense_checkpoint, eot_samples=_given(args.eot_samples, defaults.eot_samples),
         resume=args.resume, preset=args.preset, amp=args.amp,
         save_adversarial=getattr(args, "save_adversarial", False), unit=getattr(args, "unit", "m"),
     )
@@ -231,6 +268,8 @@ def build_parser() -> argparse.ArgumentParser:
     board.add_argument("--mix-step-rules", action="store_true",
                        help="put transfer records of different step rules (rule, step, iterations) in one matrix, with a "
                             "step column; by default each matrix holds one rule")
+    board.add_argument("--skip-invalid", action="store_true",
+                       help="leave out records that break the record schema, listing each on stderr (default: refuse them)")
 
     show = sub.add_parser("show", help="animate one sample's clean and adversarial skeletons side by side (GIF/MP4, PNG stills)")
     show.add_argument("record", help="a run record written with --save-adversarial")
@@ -276,8 +315,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from .record import new_run_id
     from .report import format_sweep_summary
 
+    from .run_checks import validate_run_config
+
+    _refuse_ignored_options(args, bool(args.surrogate))
     budgets = args.eps or [None]
     sweep = {"id": new_run_id(), "eps": budgets} if len(budgets) > 1 else None
+    for eps in budgets:  # every budget's configuration is checked before the first one runs
+        validate_run_config(run_config(args, eps=eps, sweep=sweep))
     results = []
     for eps in budgets:
         config = run_config(args, eps=eps, sweep=sweep)
@@ -297,6 +341,7 @@ def _cmd_transfer(args: argparse.Namespace) -> int:
 
     if args.eps and len(args.eps) > 1:
         raise UserError("transfer takes one --eps; run it once per budget")
+    _refuse_ignored_options(args, True)
     config = run_config(args, eps=args.eps[0] if args.eps else None)
     rows = [r.split("+") for r in _names(args.surrogates) or []]
     matrix = run_transfer_matrix(config, rows, args.victims, heatmap=args.heatmap, progress=sys.stderr.isatty())
@@ -311,6 +356,7 @@ def _cmd_transfer(args: argparse.Namespace) -> int:
 def _cmd_prepare(args: argparse.Namespace) -> int:
     from .runner import prepare_attack
 
+    _refuse_ignored_options(args, bool(args.surrogate))
     config = run_config(args, eps=args.eps[0] if args.eps else None)
     for entry in prepare_attack(config, progress=sys.stderr.isatty()):
         print(f"{entry['kind']}: sha256 {entry['sha256']} ({entry['file']})")
@@ -390,9 +436,12 @@ def _cmd_describe(args: argparse.Namespace) -> int:
 def _cmd_leaderboard(args: argparse.Namespace) -> int:
     from .leaderboard import build_leaderboard
 
+    skipped: list = []
     written, rows = build_leaderboard(args.results_dir, ci_style=args.ci_style, formats=args.formats,
-                                      mix_step_rules=args.mix_step_rules)
-    print(f"{rows} rows")
+                                      mix_step_rules=args.mix_step_rules, skip_invalid=args.skip_invalid, skipped=skipped)
+    for _, why in skipped:
+        print(f"skipped invalid record: {why}", file=sys.stderr)
+    print(f"{rows} rows" + (f" ({len(skipped)} invalid record(s) skipped)" if skipped else ""))
     for path in written:
         if path.name.startswith("leaderboard."):
             print(path)
@@ -404,6 +453,12 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
     if bool(args.victims) == bool(args.attack):
         raise UserError("bench needs exactly one of --victims all|NAMES or --attack NAME")
+    from .errors import suggest
+    from .registry import VICTIMS
+
+    for name in _names(args.surrogate) or []:
+        if name not in VICTIMS:
+            raise UserError(f"unknown surrogate {name!r}; {suggest(name, VICTIMS.names())}")
     if args.victims:
         print(bench_victims(args.victims, args.batch_size, args.device, args.repeats))
     else:

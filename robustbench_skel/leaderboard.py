@@ -23,12 +23,15 @@ from .board_model import CI_STYLES
 from .board_plausibility import plausibility_columns
 from .board_sections import IMPERCEPTIBILITY
 from .errors import UserError
-from .record import iter_records
+from .preflight import check_writable_dir, check_writable_file
+from .record import scan_records
 from .step_rule import step_label, step_summary
 
-__all__ = ["records_table", "load_results", "build_leaderboard", "FORMATS"]
+__all__ = ["records_table", "load_results", "build_leaderboard", "FORMATS", "RECORD_NEEDS"]
 
 FORMATS = ("md", "csv", "tex", "html")
+# What the tables read from every record beyond the schema's required fields (record_schema.py).
+RECORD_NEEDS = ("dataset.split", "samples.id", "samples.label", "samples.clean_pred", "samples.success")
 _KEY = ["dataset", "split", "victim", "checkpoint_sha256", "defense", "defense_config", "threat_model", "attack",
         "attack_config", "surrogates", "surrogates_sha256", "pool_sha256", "max_queries", "norm", "eps", "targeted",
         "protocol", "sample_ids_sha256"]
@@ -160,18 +163,24 @@ def _sanity_summary(record: dict) -> str:
     return text + (f" (failed: {', '.join(failed)})" if failed else "")
 
 
-def _load(results_dir: str | Path) -> tuple[pd.DataFrame, dict[str, dict]]:
-    loaded = iter_records(results_dir)
+def _load(results_dir: str | Path, skip_invalid: bool = False) -> tuple[pd.DataFrame, dict[str, dict], list[tuple[Path, str]]]:
+    """The records as rows, by file name, and the ones set aside (only with ``skip_invalid``; otherwise
+    the first record that breaks the schema is a UserError naming its file and field)."""
+    loaded, skipped = scan_records(results_dir, RECORD_NEEDS)
+    if skipped and not skip_invalid:
+        path, why = skipped[0]
+        more = f" ({len(skipped) - 1} more record(s) are invalid too)" if len(skipped) > 1 else ""
+        raise UserError(f"{why}{more}; or pass --skip-invalid to build the tables without the invalid records")
     rows = [_row(p, r) for p, r in loaded]
     df = pd.DataFrame(rows) if rows else pd.DataFrame(columns=[*_KEY, "created", "record"])
-    return df, {p.name: r for p, r in loaded}
+    return df, {p.name: r for p, r in loaded}, skipped
 
 
 def load_results(path: str | Path = "results") -> pd.DataFrame:
     """Every record under ``path/runs/`` as one DataFrame row, oldest first, for notebooks: the columns
     of ``leaderboard.csv`` plus the threat-model ones (surrogates, pool, queries, defense kind, ...).
-    Unlike the leaderboard, nothing is de-duplicated."""
-    df, _ = _load(path)
+    Unlike the leaderboard, nothing is de-duplicated; a record that breaks the schema is a UserError."""
+    df, _, _ = _load(path)
     return df.sort_values(["created", "record"]).reset_index(drop=True)
 
 
@@ -250,10 +259,15 @@ def _parse_formats(formats: str | Iterable[str] | None) -> list[str]:
 
 
 def build_leaderboard(results_dir: str | Path, ci_style: str = "brackets",
-                      formats: str | Iterable[str] | None = None, mix_step_rules: bool = False) -> tuple[list[Path], int]:
+                      formats: str | Iterable[str] | None = None, mix_step_rules: bool = False,
+                      skip_invalid: bool = False, skipped: list[tuple[Path, str]] | None = None) -> tuple[list[Path], int]:
     """Write ``leaderboard.{md,csv,tex,html}`` (those in ``formats``, default all) and their plots in
     ``results_dir``; returns the files written and the number of records in the table. Each transfer
-    matrix holds records of one step rule (rule, step, iterations) unless ``mix_step_rules``."""
+    matrix holds records of one step rule (rule, step, iterations) unless ``mix_step_rules``.
+
+    A record that breaks the schema stops the build with its file and field named, unless
+    ``skip_invalid``: then it is left out and ``(path, reason)`` is appended to ``skipped``, for the caller
+    to list; nothing is skipped silently."""
     from .board_html import render_html
     from .board_latex import render_latex
     from .board_markdown import render_markdown
@@ -262,9 +276,16 @@ def build_leaderboard(results_dir: str | Path, ci_style: str = "brackets",
         raise UserError(f"unknown --ci-style {ci_style!r}; choose from {', '.join(CI_STYLES)}")
     wanted = _parse_formats(formats)
     results_dir = Path(results_dir)
-    raw, records = _load(results_dir)
+    if not results_dir.is_dir():
+        raise UserError(f"--results-dir {str(results_dir)!r} is not a folder of results; point it at the folder holding runs/")
+    check_writable_dir(results_dir, "--results-dir")
+    for fmt in wanted:
+        check_writable_file(results_dir / f"leaderboard.{fmt}", "the leaderboard file")
+    raw, records, invalid = _load(results_dir, skip_invalid)
+    if skipped is not None:
+        skipped.extend(invalid)
     if raw.empty:
-        raise UserError(f"no run records in {str(results_dir / 'runs')!r}; run `python -m robustbench_skel run` first")
+        raise UserError(f"no valid run records in {str(results_dir / 'runs')!r}; run `python -m robustbench_skel run` first")
     df = _dedup(raw)
     draw = bool({"md", "html"} & set(wanted))
     sections = build_sections(df, records, results_dir if draw else None, mix_step_rules)

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from .errors import UserError
+from .record_schema import SCHEMA_VERSION, check_record
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -30,12 +31,11 @@ __all__ = [
     "write_record",
     "read_record",
     "iter_records",
+    "scan_records",
     "validate_record",
     "record_filename",
 ]
 
-SCHEMA_VERSION = 1
-_REQUIRED = ("schema_version", "run_id", "created", "victim", "dataset", "attack", "defense", "seed", "environment", "timing", "metrics")
 
 
 def _git_commit() -> str | None:
@@ -108,15 +108,9 @@ def record_filename(record: dict) -> str:
     return "_".join(p.replace("/", "-") for p in parts if p) + ".json"
 
 
-def validate_record(record: Any, source: str = "record") -> dict:
-    if not isinstance(record, dict):
-        raise UserError(f"{source} is not a JSON object")
-    missing = [k for k in _REQUIRED if k not in record]
-    if missing:
-        raise UserError(f"{source} is not a run record (missing {', '.join(missing)})")
-    if record["schema_version"] != SCHEMA_VERSION:
-        raise UserError(f"{source} has schema version {record['schema_version']}, this tool reads {SCHEMA_VERSION}")
-    return record
+def validate_record(record: Any, source: str = "record", needs: tuple[str, ...] = ()) -> dict:
+    """``record`` checked against the one record schema (:mod:`robustbench_skel.record_schema`)."""
+    return check_record(record, source, needs)
 
 
 def write_record(record: dict, results_dir: str | Path) -> Path:
@@ -143,20 +137,42 @@ def write_record(record: dict, results_dir: str | Path) -> Path:
     return path
 
 
-def read_record(path: str | Path) -> dict:
+def read_record(path: str | Path, needs: tuple[str, ...] = ()) -> dict:
+    """The record at ``path``, checked against the schema (plus the fields in ``needs``), or a UserError."""
     path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{str(path)!r} is a folder; give a record file (results/runs/<name>.json)")
     try:
         record = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
+    except FileNotFoundError:
+        raise UserError(f"record {str(path)!r} does not exist; check the path") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise UserError(f"cannot read record {str(path)!r}: {exc}") from None
-    return validate_record(record, source=str(path))
+    return validate_record(record, source=str(path), needs=needs)
 
 
-def iter_records(results_dir: str | Path) -> list[tuple[Path, dict]]:
+def _record_files(results_dir: str | Path) -> list[Path]:
     runs = Path(results_dir) / "runs"
     if not runs.is_dir():
         return []
-    return [(p, read_record(p)) for p in sorted(runs.glob("*.json")) if not p.name.startswith(".")]
+    return [p for p in sorted(runs.glob("*.json")) if not p.name.startswith(".")]
+
+
+def iter_records(results_dir: str | Path, needs: tuple[str, ...] = ()) -> list[tuple[Path, dict]]:
+    """Every record under ``results_dir/runs/``; the first one that breaks the schema is a UserError."""
+    return [(p, read_record(p, needs)) for p in _record_files(results_dir)]
+
+
+def scan_records(results_dir: str | Path, needs: tuple[str, ...] = ()) -> tuple[list[tuple[Path, dict]], list[tuple[Path, str]]]:
+    """Like :func:`iter_records`, but a record that breaks the schema is set aside with the reason:
+    ``(records, [(path, why), ...])``, so a caller can list what it skipped instead of stopping."""
+    good, skipped = [], []
+    for path in _record_files(results_dir):
+        try:
+            good.append((path, read_record(path, needs)))
+        except UserError as exc:
+            skipped.append((path, str(exc)))
+    return good, skipped
 
 
 def new_run_id() -> str:

@@ -55,7 +55,10 @@ def config_of(record: dict):
     command = record.get("command") or ""
     from .cli import build_parser, run_config
 
-    words = shlex.split(command)
+    try:
+        words = shlex.split(command)
+    except ValueError as exc:
+        raise UserError(f"the record's command {command!r} cannot be split into words ({exc}); it cannot be reproduced") from None
     while words and words[0] != "run" and words[0] not in ("transfer", "prepare"):
         words.pop(0)  # "python -m robustbench_skel"
     if not words or words[0] != "run":
@@ -188,6 +191,8 @@ def reproduce_record(path: str | Path, results_dir: str | Path | None = None, de
     """Re-run ``path``'s configuration (writing a new record only under ``results_dir``) and compare."""
     from .runner import run_benchmark
 
+    from .run_checks import validate_run_config
+
     record = read_record(path)
     config = config_of(record)
     config.save_adversarial = False
@@ -195,6 +200,12 @@ def reproduce_record(path: str | Path, results_dir: str | Path | None = None, de
         config.device = device
     if results_dir is not None:
         config.results_dir = str(results_dir)
+    try:  # the recorded configuration, checked like a command line before anything is loaded
+        validate_run_config(config, write=results_dir is not None, allow_self_surrogate=True)
+    except UserError as exc:
+        if results_dir is not None and "--results-dir" in str(exc):
+            raise
+        raise UserError(f"{path}: the recorded configuration cannot run here: {exc}") from None
     _check_inputs(record, config)
     result = run_benchmark(config, progress=False, write=results_dir is not None)
     exact, mode = _mode(record.get("environment") or {}, result.record["environment"])

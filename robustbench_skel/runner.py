@@ -30,6 +30,7 @@ from .presets import PRESETS, apply_preset
 from .progress import BatchCheckpoint, progress_key
 from .record import SCHEMA_VERSION, command_line, environment, new_run_id, utc_now, write_record
 from .registry import ATTACKS, DATASETS, DEFENSES
+from .run_checks import validate_run_config
 from .handed import SurrogateEnsemble, SurrogateInfo, UnlabelledPool
 from .step_rule import transfer_step_size
 from .threats import DecisionBased, NoBox, ThreatSetting, Transfer, WhiteBox, _Common
@@ -100,7 +101,9 @@ def load_dataset(name: str, split: str | None, data_path: str | None, seed: int 
 
     source_cls = DATASETS.get(name)
     source = source_cls()
-    return check_units(source(split, data_path), unit)  # refuses an empty file or clips not in metres
+    dataset = source(split, data_path)
+    check_clip_values(dataset.clips, dataset.sample_ids, dataset.source or dataset.name)  # every clip, in chunks
+    return check_units(dataset, unit)  # refuses an empty file or clips not in metres
 
 
 def select_samples(dataset: SkeletonDataset, n_samples: int | str) -> np.ndarray:
@@ -136,7 +139,7 @@ def build_attack(config: RunConfig, layout: str | None = None) -> Attack:
         kwargs["layout"] = layout
     try:
         return cls(**kwargs)
-    except TypeError as exc:  # e.g. a text --attack-opt value where a number belongs
+    except (TypeError, ValueError) as exc:  # e.g. a text --attack-opt value where a number belongs
         raise UserError(f"attack {config.attack!r}: bad option value ({exc})") from None
 
 
@@ -262,6 +265,7 @@ def _clean_predictions(model: nn.Module, clips: torch.Tensor, subset: SkeletonDa
 
 def prepare_attack(config: RunConfig, progress: bool = False) -> list[dict[str, Any]]:
     """Build the artefacts the configured attack trains before attacking (``prepare`` command); their record entries."""
+    validate_run_config(config, write=False, allow_self_surrogate=True)  # prepare never attacks the victim
     device = resolve_device(config.device)
     attack = build_attack(config)
     threat = effective_threat_model(attack, config.surrogates)
@@ -278,8 +282,12 @@ def prepare_attack(config: RunConfig, progress: bool = False) -> list[dict[str, 
 
 
 def run_benchmark(config: RunConfig, progress: bool = False, write: bool = True) -> RunResult:
-    """Run one victim x attack x defense x dataset configuration under its threat model and write its record."""
+    """Run one victim x attack x defense x dataset configuration under its threat model and write its record.
+
+    The whole configuration is checked first (:func:`validate_run_config`). A surrogate equal to the victim
+    is allowed here (a transfer matrix's diagonal, a reference cell); the ``run`` command refuses it."""
     started = time.perf_counter()
+    validate_run_config(config, write=write, allow_self_surrogate=True)
     device = resolve_device(config.device)
     requested = config  # recorded as given; the preset and "auto" are resolved below
     config = apply_preset(config)

@@ -17,10 +17,13 @@ from pathlib import Path
 import numpy as np
 
 from .errors import UserError
+from .preflight import check_writable_file
 
 __all__ = ["show_sample", "parse_frames", "load_pair"]
 
 TOP_JOINTS = 3
+# What a picture reads from the record beyond the schema's required fields (record_schema.py).
+SHOW_NEEDS = ("samples.id", "samples.clean_pred", "samples.adv_pred", "samples.success")
 _CLEAN, _ADV, _HOT, _BROKEN = "#3b6ea8", "#c0392b", "#f39c12", "#8e24aa"
 
 
@@ -45,7 +48,7 @@ def load_pair(record_path: str | Path, sample_id: str):
     from .reproduce import config_of
     from .runner import load_dataset, select_samples
 
-    record = read_record(record_path)
+    record = read_record(record_path, needs=SHOW_NEEDS)
     ids, delta = load_adversarial(record, record_path)
     if sample_id not in record["samples"]["id"]:
         raise UserError(f"sample {sample_id!r} is not among the record's {len(record['samples']['id'])} evaluated samples "
@@ -63,6 +66,16 @@ def load_pair(record_path: str | Path, sample_id: str):
     clean = subset.clips[index].astype(np.float32)
     adv = clean + delta[ids.index(sample_id)]
     return record, dataset, clean, adv, record["samples"]["id"].index(sample_id)
+
+
+def _check_names(record: dict, dataset, index: int) -> None:
+    """The predicted classes the title names must be classes of the dataset."""
+    s = record["samples"]
+    for key in ("clean_pred", "adv_pred"):
+        value = s[key][index]
+        if value is None or not 0 <= value < len(dataset.class_names):
+            raise UserError(f"the record's samples.{key} for this sample is {value!r}, not a class of {dataset.name!r} "
+                            f"(0..{len(dataset.class_names) - 1}); the record does not belong to this dataset")
 
 
 def _present(clip: np.ndarray) -> np.ndarray:
@@ -104,7 +117,8 @@ class _Scene:
         s = record["samples"]
         attack = record["attack"]
         eps = attack.get("eps")
-        self.title = (f"{record['victim']['name']} vs {attack['name']} ({attack.get('norm')}, eps {eps:g} m), sample {s['id'][index]}\n"
+        budget = "minimum-norm" if eps is None else f"eps {eps:g} m"
+        self.title = (f"{record['victim']['name']} vs {attack['name']} ({attack.get('norm')}, {budget}), sample {s['id'][index]}\n"
                       f"clean: {names[s['clean_pred'][index]]}   adversarial: {names[s['adv_pred'][index]]}"
                       f"{'' if s['success'][index] else '  (attack failed)'}")
         pts = np.concatenate([clean[:2][:, self.present[:, None, :].repeat(clean.shape[2], 1)],
@@ -204,7 +218,11 @@ def show_sample(record_path: str | Path, sample_id: str, out: str | Path | None 
         raise UserError(f"--out must end in .gif or .mp4, got {str(out)!r}")
     if out.suffix.lower() == ".mp4" and not (shutil.which("ffmpeg") and animation.writers.is_available("ffmpeg")):
         raise UserError("writing .mp4 needs ffmpeg on PATH, which is not there; use --out FILE.gif")
+    check_writable_file(out, "--out")
+    if frames:
+        check_writable_file(out.with_name(out.stem + "_frames.png"), "the --frames PNG")
     record, dataset, clean, adv, index = load_pair(record_path, sample_id)
+    _check_names(record, dataset, index)
     scene = _Scene(record, dataset, clean, adv, index)
     stills = parse_frames(frames, clean.shape[1])
     plt = _pyplot()

@@ -13,6 +13,8 @@ A grid names its axes in the plural and everything else as the :class:`RunConfig
     plugins = ["my_package.attacks"] # optional: modules that register your plugins, imported first
     plugin_paths = ["src"]           # optional: folders (relative to the grid file) to import them from
 
+Every run of the grid is checked (names, settings, results folder) before the first one starts. A
+surrogate equal to the victim (the diagonal of a victims x surrogates grid) is allowed as a reference cell.
 ``steps`` and ``step_size`` apply to the attacks that have them (FGSM in a grid with ``steps = 10`` runs
 as FGSM, and its record says ``steps`` null). The runs are the product victims x attacks x budgets x surrogates x defenses. A run whose configuration
 (output-only fields aside) already has a record in its results folder is skipped, so a sweep that was
@@ -37,6 +39,7 @@ from .hparams import accepted_arguments
 from .progress import config_identity
 from .record import iter_records, new_run_id, write_record
 from .registry import ATTACKS
+from .run_checks import validate_run_config
 from .runner import RunConfig, run_benchmark
 
 __all__ = ["Grid", "SweepResult", "load_grid", "parse_grid", "pending", "run_sweep"]
@@ -79,6 +82,9 @@ def _axis_value(key: str, value: Any) -> Any:
 def parse_grid(data: dict[str, Any], source: str = "grid", base: Path | None = None) -> Grid:
     """The runs a parsed TOML grid describes (see the module docstring)."""
     known = {f.name for f in fields(RunConfig)}
+    for key in ("plugins", "plugin_paths"):
+        if not isinstance(data.get(key, []), list):
+            raise UserError(f"{source}: {key} must be a list of strings, e.g. {key} = [\"...\"]")
     plugins = [str(m) for m in data.get("plugins", [])]
     paths = [str((base or Path(".")) / p) for p in data.get("plugin_paths", [])]
     axes: dict[str, list[Any]] = {}
@@ -173,8 +179,10 @@ def _run_one(config: dict[str, Any], plugins: list[str], paths: list[str]) -> di
 
 
 def _label(config: RunConfig) -> str:
-    parts = [config.victim, config.attack, f"eps {config.eps:g}" if config.eps is not None else None,
-             "+".join(config.surrogates) if config.surrogates else None, config.defense]
+    eps = config.eps if isinstance(config.eps, (int, float)) and not isinstance(config.eps, bool) else None
+    parts = [str(config.victim), str(config.attack), f"eps {eps:g}" if eps is not None else None,
+             "+".join(map(str, config.surrogates)) if isinstance(config.surrogates, list) else None,
+             str(config.defense) if config.defense else None]
     return " ".join(p for p in parts if p)
 
 
@@ -230,6 +238,12 @@ def run_sweep(grid: Grid | str | Path, executor: str = "local", address: str | N
     if address and executor != "ray":
         raise UserError("--address names a Ray cluster; add --executor ray")
     started = time.perf_counter()
+    _import_plugins(grid.plugins, grid.plugin_paths)
+    for config in grid.configs:  # every name and setting of the grid, before the first run writes anything
+        try:
+            validate_run_config(config, allow_self_surrogate=True)
+        except UserError as exc:
+            raise UserError(f"grid run {_label(config)}: {exc}") from None
     todo = pending(grid.configs)
     skipped = len(grid.configs) - len(todo)
     written: list[Path] = []

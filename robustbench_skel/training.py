@@ -26,7 +26,7 @@ from .evaluator import predict
 from .runner import load_dataset, resolve_device
 from .victim import create_victim, model_card
 
-__all__ = ["TrainConfig", "TrainResult", "resume_path", "train_victim"]
+__all__ = ["TrainConfig", "TrainResult", "resume_path", "train_victim", "check_output", "check_data_names"]
 
 
 # The recipe of the shipped synth weights unless a victim's card names its own ("train_recipe").
@@ -146,11 +146,31 @@ def storage_state(state: dict[str, torch.Tensor], half: bool) -> dict[str, torch
     return {k: stored(v) for k, v in state.items()}
 
 
+def check_output(path: Path, flag: str = "--out") -> None:
+    """Before training: the weights file and its per-epoch resume state can be written (nothing is created)."""
+    from .preflight import check_writable_file
+
+    check_writable_file(path, flag)
+    check_writable_file(resume_path(path), f"{flag}'s resume state")
+
+
+def check_data_names(victim: str, dataset: str, data_path: str | None) -> None:
+    """Unknown victim or dataset names, or a missing data file, refused before anything is loaded."""
+    from .registry import DATASETS, VICTIMS
+
+    VICTIMS.get(victim)
+    DATASETS.get(dataset)
+    if data_path is not None and not Path(data_path).exists():
+        raise UserError(f"--data-path {str(data_path)!r} does not exist")
+
+
 def train_victim(config: TrainConfig, progress: bool = True) -> TrainResult:
+    check_data_names(config.victim, config.dataset, config.data_path)
     config = config.resolved()
     if config.epochs < 1 or config.batch_size < 1 or not config.lr > 0:
         raise UserError("--epochs and --batch-size must be at least 1 and --lr positive")
     device = resolve_device(config.device)
+    check_output(Path(config.out) if config.out else default_output(config.victim, config.dataset))
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     train = load_dataset(config.dataset, "train", config.data_path)

@@ -12,8 +12,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .errors import UserError
+from .preflight import check_writable_file
 from .registry import VICTIMS
 from .report import fmt_pct
+from .run_checks import validate_run_config
 from .runner import RunConfig, load_dataset, run_benchmark
 from .step_rule import step_label, step_summary
 from .victim import model_card
@@ -38,6 +40,8 @@ def victims_with_weights(dataset: str, layout: str) -> list[str]:
 def _resolve_victims(text: str, config: RunConfig) -> list[str]:
     if text != "all":
         names = [n.strip() for n in text.split(",") if n.strip()]
+        if not names:
+            raise UserError("--victims names no victim; give 'all' or comma-separated names")
         for name in names:
             VICTIMS.get(name)  # a clear error on an unknown name, before any work
         return names
@@ -100,7 +104,7 @@ def _heatmap(records: list[dict], rows: list[list[str]], victims: list[str], pat
     ax.set_ylabel("surrogate")
     fig.colorbar(image, ax=ax, fraction=0.03)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(parents=True, exist_ok=True)  # checked before any work (run_transfer_matrix)
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
@@ -109,15 +113,24 @@ def _heatmap(records: list[dict], rows: list[list[str]], victims: list[str], pat
 def run_transfer_matrix(config: RunConfig, rows: list[list[str]], victims: str = "all", heatmap: str | None = None,
                         progress: bool = False) -> TransferMatrix:
     """One transfer run per (surrogate row, victim); the matrix table, its heatmap and the record paths."""
-    if not rows:
-        raise UserError("--surrogates needs at least one surrogate name")
+    if not rows or any(not row for row in rows):
+        raise UserError("--surrogates needs at least one surrogate name in every entry (a,b or a+b)")
+    if any(len(set(row)) != len(row) for row in rows):
+        raise UserError(f"--surrogates names a surrogate twice within one ensemble: {'+'.join(next(r for r in rows if len(set(r)) != len(r)))}")
     names = _resolve_victims(victims, config)
+    cells = [replace(config, victim=victim, surrogates=row, surrogate_checkpoints=None) for row in rows for victim in names]
+    for cell in cells:  # every surrogate, victim and option of the matrix, before the first cell runs
+        validate_run_config(cell, allow_self_surrogate=True)
+    out = Path(heatmap) if heatmap else None
+    if out is not None:
+        if out.suffix.lower() not in (".png", ".pdf", ".svg"):
+            raise UserError(f"--heatmap must end in .png, .pdf or .svg, got {str(out)!r}")
+        check_writable_file(out, "--heatmap")
     records, paths = [], []
-    for row in rows:
-        for victim in names:
-            result = run_benchmark(replace(config, victim=victim, surrogates=row, surrogate_checkpoints=None), progress=progress)
-            records.append(result.record)
-            paths.append(result.path)
+    for cell in cells:
+        result = run_benchmark(cell, progress=progress)
+        records.append(result.record)
+        paths.append(result.path)
     first = records[0]
-    out = Path(heatmap) if heatmap else Path(config.results_dir) / f"transfer_{first['attack']['name']}_{first['dataset']['name']}.png"
+    out = out or Path(config.results_dir) / f"transfer_{first['attack']['name']}_{first['dataset']['name']}.png"
     return TransferMatrix(_table(records, rows, names), _heatmap(records, rows, names, out), paths, records)

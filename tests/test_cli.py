@@ -170,7 +170,7 @@ def _npz_case(tmp_path, kind):
 
 @pytest.mark.parametrize(
     "kind,needle",
-    [("nan", "NaN or Inf"), ("inf", "NaN or Inf"), ("shape", "3 coordinates"), ("joints", "20 joints"),
+    [("nan", "infinite or NaN coordinates"), ("inf", "infinite or NaN coordinates"), ("shape", "3 coordinates"), ("joints", "20 joints"),
      ("labels", "labels must lie in"), ("ndim", "clips must be")],
 )
 def test_bad_data_gets_one_clear_line_and_no_record(tmp_path, capsys, tiny_checkpoint, kind, needle):

@@ -2,8 +2,8 @@
 
 A dataset source (registered by name, like attacks and victims) turns a split of the user's files, or
 the embedded synthetic benchmark, into a :class:`SkeletonDataset`. Large files stay memory-mapped:
-nothing reads a clip until a batch needs it, and validation of the values (NaN, Inf) happens on the
-samples a run actually uses.
+nothing reads a clip until a batch needs it, and validation of the values (NaN, Inf) reads the whole
+file chunk by chunk when a split is loaded.
 """
 
 from __future__ import annotations
@@ -106,13 +106,26 @@ class SkeletonDataset:
         }
 
 
-def check_clip_values(clips: np.ndarray, sample_ids: tuple[str, ...], where: str) -> None:
-    """Refuse NaN or Inf coordinates, naming the first offending samples."""
-    finite = np.isfinite(clips.reshape(clips.shape[0], -1)).all(axis=1)
-    if not finite.all():
-        bad = [sample_ids[i] for i in np.flatnonzero(~finite)[:3]]
+def check_clip_values(clips: np.ndarray, sample_ids: tuple[str, ...], where: str, chunk: int = 256) -> None:
+    """Refuse infinite or NaN coordinates anywhere in ``clips``, naming the first offending samples.
+
+    The clips are read ``chunk`` at a time, so a memory-mapped file stays on disk (only one chunk is in
+    memory at once) while every clip of it is checked.
+    """
+    n = len(clips)
+    bad: list[int] = []
+    count = 0
+    for start in range(0, n, chunk):
+        block = np.asarray(clips[start : start + chunk])
+        finite = np.isfinite(block.reshape(block.shape[0], -1)).all(axis=1)
+        if not finite.all():
+            offending = np.flatnonzero(~finite)
+            count += int(offending.size)
+            bad += [start + int(i) for i in offending[: max(0, 3 - len(bad))]]
+    if count:
+        examples = ", ".join(str(sample_ids[i]) for i in bad)
         raise UserError(
-            f"{where}: {int((~finite).sum())} clip(s) contain NaN or Inf coordinates (e.g. {', '.join(bad)}); "
+            f"{where}: {count} of its {n} clip(s) contain infinite or NaN coordinates (e.g. {examples}); "
             "clean or drop them"
         )
 

@@ -88,6 +88,8 @@ def check_units(dataset: SkeletonDataset, unit: str = "m") -> SkeletonDataset:
     extent = body_extent_m(converted.clips)
     if extent is None:
         return converted
+    if not np.isfinite(extent):  # never a unit problem: say what it is
+        raise UserError(f"{where}: the clips contain infinite or NaN coordinates; clean or drop those clips")
     if extent > MAX_PLAUSIBLE_EXTENT_M:
         raw = extent / factor
         hint = "--unit mm" if raw > 300 else "--unit cm"
