@@ -7,7 +7,7 @@ feature refinement) gets their losses added to the cross-entropy and their param
 saved weights are the victim's own state_dict, without the heads.
 
 Long runs (the transformer victims take hours on a CPU) survive interruption: after every epoch the whole
-training state (weights, optimiser, schedule, both random generators) goes to ``<out>.resume`` and
+training state (weights, training heads, optimiser, schedule, both random generators) goes to ``<out>.resume`` and
 ``--resume`` continues from it, giving the same weights as an uninterrupted run.
 """
 
