@@ -249,8 +249,8 @@ def train_victim(config: TrainConfig, progress: bool = True) -> TrainResult:
         bar.write(f"epoch {epoch + 1}/{config.epochs}: train accuracy {100 * train_acc:.1f}%")
         _save_atomic({
             "format": _RESUME_FORMAT, "recipe": _recipe_of(config), "epoch": epoch + 1, "train_accuracy": train_acc,
-            "seconds": time.perf_counter() - started, "model": model.state_dict(), "heads": _heads_state(heads), "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(), "numpy_rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
+            "seconds": time.perf_counter() - started, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "heads": _heads_state(heads), "scheduler": scheduler.state_dict(), "numpy_rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
         }, checkpoint)
     bar.close()

@@ -95,7 +95,9 @@ class AuxiliaryHeads(nn.Module):
     from the same pass as the logits.
     """
 
-    def forward(self, victim: Victim, clips: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def forward(
+        self, victim: Victim, clips: torch.Tensor, labels: torch.Tensor
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """The victim's logits of ``clips`` and the named, already weighted losses to add to cross-entropy."""
         raise NotImplementedError
 

@@ -165,7 +165,8 @@ def _toy_dataset(split: str) -> SkeletonDataset:
 def tiny_training(monkeypatch):
     """``train_victim`` on an 8-clip toy dataset with the backbone's window cut to 8 frames."""
     monkeypatch.setattr(training, "load_dataset", lambda name, split, data_path: _toy_dataset(split))
-    monkeypatch.setattr(training, "create_victim", lambda name, classes, layout: create_victim(name, classes, layout, window=WINDOW))
+    monkeypatch.setattr(training, "create_victim",
+                        lambda name, classes, layout: create_victim(name, classes, layout, window=WINDOW))
 
     def config(out, **overrides) -> TrainConfig:
         settings = dict(victim="frhead", epochs=2, batch_size=4, lr=0.05, bf16=False, out=str(out), device="cpu")
