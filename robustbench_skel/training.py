@@ -2,9 +2,12 @@
 
 Plain supervised training: SGD with Nesterov momentum, cosine learning-rate decay, cross-entropy.
 The final epoch's weights are saved (the test split is only reported, never used to pick weights).
+A victim whose method trains with extra, training-only heads (``Victim.auxiliary_heads``, e.g. FR-Head's
+feature refinement) gets their losses added to the cross-entropy and their parameters optimised; the
+saved weights are the victim's own state_dict, without the heads.
 
 Long runs (the transformer victims take hours on a CPU) survive interruption: after every epoch the whole
-training state (weights, optimiser, schedule, both random generators) goes to ``<out>.resume`` and
+training state (weights, training heads, optimiser, schedule, both random generators) goes to ``<out>.resume`` and
 ``--resume`` continues from it, giving the same weights as an uninterrupted run.
 """
 
@@ -24,9 +27,9 @@ from .checkpoint import sha256_file
 from .errors import UserError
 from .evaluator import predict
 from .runner import load_dataset, resolve_device
-from .victim import create_victim, model_card
+from .victim import AuxiliaryHeads, Victim, create_victim, model_card
 
-__all__ = ["TrainConfig", "TrainResult", "resume_path", "train_victim", "check_output", "check_data_names"]
+__all__ = ["TrainConfig", "TrainResult", "resume_path", "train_victim", "training_loss", "check_output", "check_data_names"]
 
 
 # The recipe of the shipped synth weights unless a victim's card names its own ("train_recipe").
@@ -164,6 +167,38 @@ def check_data_names(victim: str, dataset: str, data_path: str | None) -> None:
         raise UserError(f"--data-path {str(data_path)!r} does not exist")
 
 
+def training_loss(
+    model: Victim, heads: AuxiliaryHeads | None, x: torch.Tensor, y: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+    """One training pass: logits, the loss to minimise (cross-entropy plus the heads' losses) and those losses."""
+    if heads is None:
+        logits, extra = model(x), {}
+    else:
+        logits, extra = heads(model, x, y)
+    loss = F.cross_entropy(logits.float(), y)
+    for value in extra.values():
+        loss = loss + value.float()
+    return logits, loss, extra
+
+
+def _heads_state(heads: AuxiliaryHeads | None) -> dict | None:
+    """The heads' state for a resume, with the non-persistent buffers (e.g. FR-Head's class prototypes)."""
+    if heads is None:
+        return None
+    state = heads.state_dict()
+    return {"state": state, "buffers": {k: v for k, v in heads.named_buffers() if k not in state}}
+
+
+def _restore_heads(heads: AuxiliaryHeads | None, saved: dict | None, path: Path) -> None:
+    if heads is None:
+        return
+    if saved is None:
+        raise UserError(f"{path} was written without this victim's training heads; delete it to start afresh")
+    heads.load_state_dict(saved["state"])
+    for name, value in saved["buffers"].items():
+        heads.get_buffer(name).copy_(value)
+
+
 def train_victim(config: TrainConfig, progress: bool = True) -> TrainResult:
     check_data_names(config.victim, config.dataset, config.data_path)
     config = config.resolved()
@@ -176,10 +211,15 @@ def train_victim(config: TrainConfig, progress: bool = True) -> TrainResult:
     train = load_dataset(config.dataset, "train", config.data_path)
     test = load_dataset(config.dataset, "test", config.data_path)
     model = create_victim(config.victim, train.num_classes, train.layout).to(device)
+    heads = model.auxiliary_heads()
+    parameters = list(model.parameters())
+    if heads is not None:
+        heads.to(device)
+        parameters += list(heads.parameters())
     x_train, y_train = train.tensors()
     x_test, y_test = test.tensors()
     optimizer = torch.optim.SGD(
-        model.parameters(), lr=config.lr, momentum=0.9, nesterov=True, weight_decay=config.weight_decay
+        parameters, lr=config.lr, momentum=0.9, nesterov=True, weight_decay=config.weight_decay
     )
     steps_per_epoch = int(np.ceil(len(train) / config.batch_size))
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
@@ -191,6 +231,7 @@ def train_victim(config: TrainConfig, progress: bool = True) -> TrainResult:
     saved = _load_resume_state(checkpoint, config) if config.resume else None
     if saved is not None:
         model.load_state_dict(saved["model"])
+        _restore_heads(heads, saved.get("heads"), checkpoint)
         optimizer.load_state_dict(saved["optimizer"])
         scheduler.load_state_dict(saved["scheduler"])
         rng.bit_generator.state = saved["numpy_rng"]
@@ -207,32 +248,34 @@ def train_victim(config: TrainConfig, progress: bool = True) -> TrainResult:
         bar.write(f"resuming after epoch {first_epoch}/{config.epochs} from {checkpoint}")
     for epoch in range(first_epoch, config.epochs):
         model.train()
+        if heads is not None:
+            heads.train()
         order = rng.permutation(len(train))
         correct = 0
         for start in range(0, len(order), config.batch_size):
             batch = torch.from_numpy(order[start : start + config.batch_size])
             x, y = x_train[batch].to(device), y_train[batch].to(device)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bool(config.bf16)):
-                logits = model(x)
-                loss = F.cross_entropy(logits.float(), y)
+                logits, loss, extra = training_loss(model, heads, x, y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             scheduler.step()
             correct += int((logits.argmax(1) == y).sum())
             bar.update(1)
-            bar.set_postfix(epoch=epoch + 1, loss=f"{loss.item():.3f}")
+            shown = {"aux": f"{sum(v.item() for v in extra.values()):.3f}"} if extra else {}
+            bar.set_postfix(epoch=epoch + 1, loss=f"{loss.item():.3f}", **shown)
         train_acc = correct / len(train)
         bar.write(f"epoch {epoch + 1}/{config.epochs}: train accuracy {100 * train_acc:.1f}%")
         _save_atomic({
             "format": _RESUME_FORMAT, "recipe": _recipe_of(config), "epoch": epoch + 1, "train_accuracy": train_acc,
             "seconds": time.perf_counter() - started, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(), "numpy_rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
+            "heads": _heads_state(heads), "scheduler": scheduler.state_dict(), "numpy_rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
         }, checkpoint)
     bar.close()
     model.eval()
-    state = storage_state(model.state_dict(), config.half)
+    state = storage_state(model.state_dict(), config.half)  # the victim alone: training heads are not saved
     model.load_state_dict(state)  # evaluate exactly the weights that are saved (fp16-rounded with --half)
     test_acc = float((predict(model, x_test, 64, device) == y_test).float().mean())
     _save_atomic(state, path)

@@ -25,7 +25,7 @@ from .errors import UserError
 from .layout import SkeletonLayout
 from .registry import VICTIMS
 
-__all__ = ["Victim", "LoadedVictim", "create_victim", "load_victim", "model_card", "pretrained_weights"]
+__all__ = ["AuxiliaryHeads", "Victim", "LoadedVictim", "create_victim", "load_victim", "model_card", "pretrained_weights"]
 
 
 class Victim(nn.Module):
@@ -62,6 +62,15 @@ class Victim(nn.Module):
         """Rename keys of a foreign checkpoint format to this module's names (default: unchanged)."""
         return state
 
+    def auxiliary_heads(self) -> "AuxiliaryHeads | None":
+        """Fresh training-only heads whose losses ``train`` adds to cross-entropy (default: none).
+
+        Methods such as FR-Head shape the features with extra losses during training only; their heads live
+        outside the victim, so the victim's state_dict (what ``train`` saves and ``load_victim`` loads) is
+        the test-time network alone.
+        """
+        return None
+
     def map_persons(self, fn: Callable[[torch.Tensor], torch.Tensor], persons: torch.Tensor) -> torch.Tensor:
         """Apply a per-person network ``fn`` to ``(N*M, ...)`` person clips, evaluating empty ones once."""
         if self.training or not self.skip_empty_persons or persons.shape[0] < 2:
@@ -76,6 +85,21 @@ class Victim(nn.Module):
         gather = torch.full((persons.shape[0],), full_idx.numel(), dtype=torch.long, device=persons.device)
         gather[full_idx] = torch.arange(full_idx.numel(), device=persons.device)
         return out[gather]
+
+
+class AuxiliaryHeads(nn.Module):
+    """Training-only heads of a victim (see :meth:`Victim.auxiliary_heads`).
+
+    ``train`` optimises their parameters together with the victim's and never saves them. ``forward``
+    makes the training pass itself, because the heads usually need the victim's intermediate features
+    from the same pass as the logits.
+    """
+
+    def forward(
+        self, victim: Victim, clips: torch.Tensor, labels: torch.Tensor
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The victim's logits of ``clips`` and the named, already weighted losses to add to cross-entropy."""
+        raise NotImplementedError
 
 
 def create_victim(name: str, num_classes: int, layout: SkeletonLayout, **kwargs: Any) -> Victim:

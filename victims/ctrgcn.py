@@ -51,6 +51,7 @@ __all__ = [
     "UnitTCN",
     "ctrgcn_pipeline",
     "spatial_graph",
+    "stage_lengths",
 ]
 
 WINDOW = 64  # the feeders' window_size
@@ -269,10 +270,17 @@ class CTRGCNFamily(Victim):
         """Test-time preprocessing of raw clips (override for other input conventions)."""
         return ctrgcn_pipeline(x, self.window)
 
-    def person_features(self, persons: torch.Tensor) -> torch.Tensor:
-        """``(P, C, T, V)`` normalised person clips -> features ``(P, 256)`` pooled over time and joints."""
+    def person_features(self, persons: torch.Tensor, stages: dict[int, torch.Tensor] | None = None) -> torch.Tensor:
+        """``(P, C, T, V)`` normalised person clips -> features ``(P, 256)`` pooled over time and joints.
+
+        With ``stages`` given, the output of every unit ``l<i>`` is also put there under ``i`` (for
+        training-only heads such as FR-Head's); the units never modify their input in place, so these maps
+        keep their values after the later units ran.
+        """
         for i in range(1, len(UNIT_SHAPES) + 1):
             persons = getattr(self, f"l{i}")(persons)
+            if stages is not None:
+                stages[i] = persons
         return persons.mean(dim=(2, 3))
 
     def _slot_features(self, slot: int, persons: torch.Tensor) -> torch.Tensor:
@@ -282,19 +290,44 @@ class CTRGCNFamily(Victim):
         z = F.batch_norm(z, bn.running_mean[s], bn.running_var[s], bn.weight[s], bn.bias[s], False, 0.0, bn.eps)
         return self.person_features(z.view(p, v, c, t).permute(0, 2, 3, 1))
 
-    def network(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits of preprocessed clips ``(N, C, T, V, M)``."""
+    def network(self, x: torch.Tensor, stages: dict[int, torch.Tensor] | None = None) -> torch.Tensor:
+        """Logits of preprocessed clips ``(N, C, T, V, M)``; ``stages`` (training mode): see :meth:`person_features`."""
         n, c, t, v, m = x.shape
         if self.training:
             z = self.data_bn(x.permute(0, 4, 3, 1, 2).reshape(n, m * v * c, t))
             persons = z.view(n, m, v, c, t).permute(0, 1, 3, 4, 2).reshape(n * m, c, t, v)
-            features = self.person_features(persons).view(n, m, -1)
+            features = self.person_features(persons, stages).view(n, m, -1)
         else:
             features = torch.stack([self.map_persons(partial(self._slot_features, k), x[..., k]) for k in range(m)], dim=1)
         return self.fc(self.drop_out(features.mean(dim=1)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.network(self.pipeline(x))
+
+    def forward_with_stages(self, x: torch.Tensor, units: tuple[int, ...]) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
+        """Training mode only: the logits of raw clips and the feature maps ``(N*M, C, T', V)`` after the
+        given units (1-based, as ``l1``..``l10``), persons folded into the batch in the official order.
+
+        ``forward`` stays as it is, so the test-time outputs and the state_dict do not change; only training
+        code that asks for the maps gets them, from the same single pass that gives the logits.
+        """
+        if not self.training:
+            raise RuntimeError("forward_with_stages is for training: call model.train() first")
+        unknown = sorted(set(units) - set(range(1, len(UNIT_SHAPES) + 1)))
+        if unknown:
+            raise ValueError(f"no units {unknown}: the units are l1..l{len(UNIT_SHAPES)}")
+        stages: dict[int, torch.Tensor] = {}
+        logits = self.network(self.pipeline(x), stages)
+        return logits, {i: stages[i] for i in units}
+
+
+def stage_lengths(window: int) -> tuple[int, ...]:
+    """Frames of the feature map after each unit l1..l10 for a ``window``-frame input (stride 2 rounds up)."""
+    lengths, frames = [], window
+    for _, stride in UNIT_SHAPES:
+        frames = -(-frames // stride)
+        lengths.append(frames)
+    return tuple(lengths)
 
 
 @VICTIMS.register("ctrgcn")
