@@ -206,7 +206,7 @@ def test_compare_builds_the_paired_table_and_refuses_records_that_do_not_pair(tm
     from robustbench_skel import record as record_module
 
     original = record_module.validate_record
-    record_module.validate_record = lambda r, source=None: r  # hand-made records carry only what compare reads
+    record_module.validate_record = lambda r, source=None, needs=(): r  # hand-made records carry only what compare reads
     try:
         assert main(["compare", paths[0], paths[1]]) == 0
         out = capsys.readouterr().out
