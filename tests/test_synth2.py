@@ -39,7 +39,7 @@ def test_class_taxonomy_meets_the_benchmark_definition():
 
 
 def test_a_clip_depends_only_on_its_key_and_seed():
-    keys = [(5, 3, 1, 2), (40, 46, 1, 1), (12, 0, 1, 3)]
+    keys = [(5, 3, 1, 2), (30, 46, 1, 1), (12, 0, 1, 3)]
     together = synth2.generate_clips(keys)
     for i, key in enumerate(keys):
         alone = synth2.generate_clips([key])

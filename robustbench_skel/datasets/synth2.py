@@ -2,13 +2,13 @@
 
 SYNTHETIC data, not NTU RGB+D. 51 classes modelled on NTU-60 (41 one-person, 10 two-person
 interactions with both people moving), in fine-grained groups that differ by a few centimetres of hand
-motion; 40 generated performers with their own proportions, handedness and tempo; per-clip tempo
+motion; 30 generated performers with their own proportions, handedness and tempo; per-clip tempo
 (0.7-1.4x), amplitude, onset and offset, partial execution, idle sway and valid lengths of 32-64 frames
 zero-padded to 64; three Kinect views (0 and +-45 degrees, distance and height drawn per setup) and a
 Kinect v2-like sensor model (:mod:`.synth_sensor`). NTU-25 layout, metres, 30 fps, ``M = 2``.
 
 Every clip is a function of ``(seed, subject, action, repetition, view)`` alone. Splits:
-- ``xsub`` (default; ``train``/``test``): 30 training and 10 test performers, every class, one
+- ``xsub`` (default; ``train``/``test``): 20 training and 10 test performers, every class, one
   repetition each, seen by one of the three cameras (the camera rotates with subject and class);
 - ``xview``: every performer, training on cameras 2 and 3 (+-45 degrees), testing on camera 1 (front).
 """
@@ -34,8 +34,8 @@ SYNTH_FPS: int = 30
 SYNTH_FRAMES: int = 64
 MIN_VALID_FRAMES: int = 32
 SYNTH_ACTIONS: tuple[str, ...] = acts.ACTION_NAMES
-NUM_SUBJECTS: int = 40
-TEST_SUBJECTS: tuple[int, ...] = tuple(range(4, NUM_SUBJECTS + 1, 4))  # 10 performers spread over the ids
+NUM_SUBJECTS: int = 30
+TEST_SUBJECTS: tuple[int, ...] = tuple(range(3, NUM_SUBJECTS + 1, 3))  # 10 performers spread over the ids
 TRAIN_SUBJECTS: tuple[int, ...] = tuple(s for s in range(1, NUM_SUBJECTS + 1) if s not in TEST_SUBJECTS)
 REPETITIONS: tuple[int, ...] = (1,)
 TRAIN_VIEWS_XVIEW: tuple[int, ...] = (2, 3)
@@ -91,8 +91,8 @@ def _clip_params(seed: int, subject: int, action: int, repetition: int) -> dict[
         "tempo": float(np.clip(who.tempo * rng.uniform(0.75, 1.25), 0.7, 1.4)),
         "onset": rng.uniform(0.0, 10.0),  # idle frames before the action
         "offset": rng.uniform(0.0, 10.0),  # idle frames after it
-        "amp": rng.uniform(0.8, 1.2),
-        "partial": float(rng.uniform() < 0.15),  # a half-hearted, smaller execution
+        "amp": rng.uniform(0.7, 1.3),
+        "partial": float(rng.uniform() < 0.25),  # a half-hearted, smaller execution
         "phase": rng.uniform(0.0, 2 * np.pi),
         "cycles": rng.uniform(0.0, 1.0),
         "style": rng.uniform(-1.0, 1.0),
@@ -108,8 +108,9 @@ def _clip_params(seed: int, subject: int, action: int, repetition: int) -> dict[
         "idle_elbow_l": rng.uniform(0.0, 30.0), "idle_elbow_r": rng.uniform(0.0, 30.0),
     }
     if v["partial"]:
-        v["amp"] *= 0.7
+        v["amp"] *= 0.65
     v["sway"] = who.sway
+    v["hx"], v["hy"], v["hz"] = who.habit  # where this performer habitually puts a hand, whatever the class
     return v
 
 

@@ -49,10 +49,19 @@ def vec(side: str, x: float, y: float, z: float) -> np.ndarray:
     return np.array([x if side == "r" else -x, y, z])
 
 
+CLIP_JITTER_M = 0.03  # a hand target moves by up to this much from clip to clip (uniform, per axis)
+HABIT_M = 0.03  # and by this much (std, per axis) from performer to performer, the same in all their clips
+
+
 def target(name: str, side: str, q: Params, sc, extra=(0.0, 0.0, 0.0)):
-    """Landmark ``name`` for hand ``side``, scaled, plus a per-clip jitter of about 2.5 cm and ``extra``."""
-    jitter = 0.025 * np.stack([q["tx"], q["ty"], q["tz"]], axis=-1)  # (n, 1, 3)
-    return landmark(name, side, sc) + jitter + vec(side, *extra)
+    """Landmark ``name`` for hand ``side``, scaled, plus the performer's habit, a per-clip jitter and ``extra``.
+
+    The habit makes the test performers' hands go where no training performer's did: a classifier has
+    to generalise over people, as on NTU's cross-subject split.
+    """
+    jitter = CLIP_JITTER_M * np.stack([q["tx"], q["ty"], q["tz"]], axis=-1)  # (n, 1, 3)
+    habit = HABIT_M * np.stack([q["hx"], q["hy"], q["hz"]], axis=-1)
+    return landmark(name, side, sc) + jitter + habit + vec(side, *extra)
 
 
 def moving(offset_dir: np.ndarray, amount) -> np.ndarray:

@@ -84,6 +84,7 @@ class Performer:
     height_scale: float
     tempo: float  # the subject's own speed, multiplies every clip's tempo draw
     sway: float  # idle sway amplitude, degrees
+    habit: tuple[float, float, float]  # a per-performer offset of every hand target, in units of HABIT_M
 
 
 def performer(subject: int, seed: int = 0) -> Performer:
@@ -100,7 +101,8 @@ def performer(subject: int, seed: int = 0) -> Performer:
         left_handed=bool(rng.uniform() < LEFT_HANDED_SHARE),
         height_scale=float(height),
         tempo=float(rng.uniform(0.85, 1.15)),
-        sway=float(rng.uniform(0.5, 2.5)),
+        sway=float(rng.uniform(0.5, 3.0)),
+        habit=tuple(float(x) for x in rng.standard_normal(3)),
     )
 
 

@@ -48,7 +48,7 @@ class SensorModel:
     joint_noise_cm: tuple[float, ...] = field(default_factory=_default_noise_cm)
     noise_frame_correlation: float = 0.7  # AR(1) coefficient of the jitter between consecutive frames
     noise_reference_depth_m: float = 3.0  # jitter scales with depth / this (the sensor's depth error grows with distance)
-    fitting_offset_share: float = 0.6  # a per-clip constant offset per joint, std = share x that joint's jitter std
+    fitting_offset_share: float = 1.2  # a per-clip constant offset per joint, std = share x that joint's jitter std
     glitch_rate: float = 0.2  # probability that a clip has a joint snap away (front view)
     glitch_side_factor: float = 2.0  # side-on views fail this many times more often
     glitch_cm: tuple[float, float] = (8.0, 25.0)
