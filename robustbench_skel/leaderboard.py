@@ -210,6 +210,17 @@ def _write_atomic(path: Path, text: str) -> None:
         raise
 
 
+def _refuse_mixed_versions(df: pd.DataFrame) -> None:
+    """A generated benchmark's versions are different data: one table must never hold two of them."""
+    for name, g in df[df["synthetic"]].groupby("dataset"):
+        versions = sorted({str(v) for v in g["dataset_version"].dropna()})
+        if len(versions) > 1:
+            raise UserError(
+                f"the records hold {name} versions {', '.join(versions)}: a leaderboard compares one version; "
+                "move the other version's records to another --results-dir"
+            )
+
+
 def build_sections(df: pd.DataFrame, records: dict[str, dict], plots_dir: Path | None = None,
                    mix_step_rules: bool = False) -> list:
     """Every section, in reading order: per-setting tables, robust accuracy, transfer matrices,
@@ -286,6 +297,7 @@ def build_leaderboard(results_dir: str | Path, ci_style: str = "brackets",
         skipped.extend(invalid)
     if raw.empty:
         raise UserError(f"no valid run records in {str(results_dir / 'runs')!r}; run `python -m robustbench_skel run` first")
+    _refuse_mixed_versions(raw)
     df = _dedup(raw)
     draw = bool({"md", "html"} & set(wanted))
     sections = build_sections(df, records, results_dir if draw else None, mix_step_rules)

@@ -171,3 +171,24 @@ def test_describe_prints_the_card_and_writes_one_still_per_class(tmp_path, capsy
         assert name in text
     assert "xview-test" in text and "joint_noise_cm" in text
     assert out.is_file() and out.stat().st_size > 10_000
+
+
+def test_the_leaderboard_never_mixes_synth_versions(tmp_path):
+    import json
+    import shutil
+    from pathlib import Path
+
+    from robustbench_skel.errors import UserError
+    from robustbench_skel.leaderboard import build_leaderboard
+
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    committed = sorted((Path(__file__).resolve().parents[1] / "results" / "runs").glob("synth_*_pgd_eps0.01_*.json"))[:1]
+    assert committed, "needs one committed synth record"
+    shutil.copy(committed[0], runs / committed[0].name)
+    build_leaderboard(tmp_path, formats="csv")  # one version: fine
+    newer = json.loads(committed[0].read_text())
+    newer["dataset"]["version"] = "2.0"
+    (runs / ("v2_" + committed[0].name)).write_text(json.dumps(newer))
+    with pytest.raises(UserError, match="versions 1.0, 2.0"):
+        build_leaderboard(tmp_path, formats="csv")

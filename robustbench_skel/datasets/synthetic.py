@@ -126,7 +126,7 @@ class Synth2Source(DatasetSource):
             except OSError:
                 pass  # an unwritable cache only costs regeneration next time
         return SkeletonDataset(
-            name="synth2",
+            name="synth",  # synth version 2.0: records name it so already, under its preview name too
             version=synth2.SYNTH_VERSION,
             split=split,
             layout=NTU25,
