@@ -62,6 +62,15 @@ def test_every_class_is_in_every_split_and_subjects_do_not_leak():
     assert synth2.clip_keys("train") == synth2.clip_keys("xsub-train")
 
 
+def test_every_class_is_seen_from_every_camera_in_both_cross_subject_splits():
+    for split in ("xsub-train", "xsub-test"):
+        keys = synth2.clip_keys(split)
+        for a in range(len(synth2.SYNTH_ACTIONS)):
+            views = [c for _, b, _, c in keys if b == a]
+            counts = [views.count(c) for c in (1, 2, 3)]
+            assert min(counts) >= len(views) // 3 - 1, (split, a, counts)
+
+
 def test_the_cross_view_split_holds_the_views_it_says():
     train_views = {c for *_, c in synth2.clip_keys("xview-train")}
     test_views = {c for *_, c in synth2.clip_keys("xview-test")}
