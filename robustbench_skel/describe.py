@@ -60,12 +60,10 @@ def class_stills_figure(path: Path, seed: int = 0) -> Path:
     from .datasets import synth2
     from .layout import NTU25
 
-    if path.exists() and path.is_dir():
-        raise UserError(f"--out {path} is a folder; give a .png file path")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UserError(f"cannot create the folder of --out {path}: {exc.strerror or exc}") from None
+    from .preflight import check_writable_file
+
+    check_writable_file(path, "--out")  # before any work: a folder or a file in the way is refused
+    path.parent.mkdir(parents=True, exist_ok=True)
     names = synth2.SYNTH_ACTIONS
     data = synth2.generate_clips([(1, a, 1, 1) for a in range(len(names))], seed)
     cols = 9

@@ -323,6 +323,10 @@ CASES = [
     ("bench-unknown-attack", ["bench", "--attack", "nosuch"], ["unknown attack 'nosuch'"]),
     ("bench-unknown-victim", ["bench", "--victims", "nosuch"], ["unknown victim 'nosuch'"]),
     ("bench-unknown-surrogate", ["bench", "--attack", "tasar", "--surrogate", "nosuch"], ["unknown surrogate 'nosuch'"]),
+    # ---- describe
+    ("describe-unknown-dataset", ["describe", "nosuch"], ["unknown dataset 'nosuch'"]),
+    ("describe-out-under-file", ["describe", "synth2", "--out", "{ws}/afile/classes.png"], ["--out", "is a file"]),
+    ("describe-out-is-folder", ["describe", "synth2", "--out", "{ws}/adir"], ["--out", "is a folder"]),
     ("no-command", [], ["command"]),
     ("unknown-command", ["frobnicate"], ["invalid choice"]),
 ]
