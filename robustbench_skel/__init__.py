@@ -11,12 +11,15 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from . import _checkout  # noqa: F401  (lets a source checkout import its plugin folders)
+from ._moved import install as _install_moved
+
+_install_moved(__name__)  # the flat import paths of modules that moved into run/, board/, learn/, commands/
 
 
 def __getattr__(name: str):
     """``load_results`` is imported on first use, so ``import robustbench_skel`` stays light (no pandas)."""
     if name == "load_results":
-        from .leaderboard import load_results
+        from .board.leaderboard import load_results
 
         return load_results
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

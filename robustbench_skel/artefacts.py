@@ -71,7 +71,7 @@ class ArtefactStore:
 
     @staticmethod
     def _save(path: Path, content: dict[str, Any]) -> None:
-        from .training import _save_atomic
+        from .learn.training import _save_atomic
 
         try:
             _save_atomic(content, path)

@@ -9,10 +9,10 @@ import torch.nn.functional as F
 
 import robustbench_skel.victims.ctrgcn  # noqa: F401  (registers the victims)
 import robustbench_skel.victims.frhead  # noqa: F401
-from robustbench_skel import training
+from robustbench_skel.learn import training
 from robustbench_skel.datasets.base import SkeletonDataset
 from robustbench_skel.layout import NTU25
-from robustbench_skel.training import TrainConfig, resume_path, train_victim, training_loss
+from robustbench_skel.learn.training import TrainConfig, resume_path, train_victim, training_loss
 from robustbench_skel.victim import create_victim, load_victim
 from robustbench_skel.victims.frhead_refinement import LEVELS, PrototypeContrast, split_training_state
 

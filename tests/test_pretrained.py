@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 
 from robustbench_skel.checkpoint import sha256_file
-from robustbench_skel.cli import main
-from robustbench_skel.evaluator import predict
-from robustbench_skel.record import read_record
+from robustbench_skel.commands.cli import main
+from robustbench_skel.run.evaluator import predict
+from robustbench_skel.run.record import read_record
 from robustbench_skel.registry import VICTIMS
-from robustbench_skel.runner import load_dataset
+from robustbench_skel.run.runner import load_dataset
 from robustbench_skel.victim import load_victim, model_card, pretrained_weights
 
 SHIPPED = [name for name in VICTIMS.names() if "synth" in model_card(name).get("pretrained", {})]

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from robustbench_skel import training
-from robustbench_skel.cli import main
-from robustbench_skel.training import TrainConfig, resume_path, train_victim
+from robustbench_skel.learn import training
+from robustbench_skel.commands.cli import main
+from robustbench_skel.learn.training import TrainConfig, resume_path, train_victim
 
 
 def _config(out, **overrides) -> TrainConfig:
