@@ -278,16 +278,16 @@ def test_defend_cli_writes_weights_that_load_and_resumes(tmp_path, tiny_checkpoi
     assert straight.is_file() and "sha256" in capsys.readouterr().out
 
     out = tmp_path / "resumed.pt"
-    real_save = adversarial_training._save_atomic
+    real_save = adversarial_training.save_torch_atomic
 
     def save_then_stop(state, path):
         real_save(state, path)
         if path.name.endswith(".resume"):
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(adversarial_training, "_save_atomic", save_then_stop)
+    monkeypatch.setattr(adversarial_training, "save_torch_atomic", save_then_stop)
     assert main(common + ["--out", str(out)]) == 130
-    monkeypatch.setattr(adversarial_training, "_save_atomic", real_save)
+    monkeypatch.setattr(adversarial_training, "save_torch_atomic", real_save)
     assert main(common + ["--out", str(out), "--resume"]) == 0
     captured = capsys.readouterr()
     assert "resuming after epoch 1/2" in captured.out + captured.err

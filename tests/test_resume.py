@@ -18,7 +18,7 @@ from robustbench_skel.run.progress import BatchCheckpoint, progress_key
 from robustbench_skel.run.record import read_record
 from robustbench_skel.registry import ATTACKS
 from robustbench_skel.run.runner import RunConfig, run_benchmark
-from robustbench_skel.run.threats import attack_rows
+from robustbench_skel.run.crafting import attack_rows
 
 TESTS_DIR = Path(__file__).parent
 

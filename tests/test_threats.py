@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from robustbench_skel.run import threats
+from robustbench_skel.run import sanity, threats
 from robustbench_skel.artefacts import ArtefactStore, artefact_key
 from robustbench_skel.attack import Attack, ThreatModel, parse_early_stop
 from robustbench_skel.errors import UserError
@@ -92,7 +92,8 @@ def test_transfer_crafting_is_cached_and_shared_across_victims(monkeypatch, tmp_
         calls.append(attack.name)
         return original(attack, *args, **kwargs)
 
-    monkeypatch.setattr(threats, "attack_rows", counting)
+    monkeypatch.setattr(threats, "attack_rows", counting)  # the threat settings craft
+    monkeypatch.setattr(sanity, "attack_rows", counting)  # the sanity checks re-run (the white-box reference)
     config = _config(trained_tiny_checkpoint, results_dir=str(tmp_path), surrogates=["tiny-test-victim"],
                      surrogate_checkpoints=[str(trained_tiny_checkpoint)], sanity_samples=3)
     first = run_benchmark(config, write=False).record

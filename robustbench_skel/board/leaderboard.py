@@ -13,12 +13,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
 import pandas as pd
 
+from ..atomic import write_text_atomic
 from .model import CI_STYLES
 from .plausibility import plausibility_columns
 from .sections import IMPERCEPTIBILITY
@@ -198,18 +198,6 @@ def records_table(results_dir: str | Path) -> pd.DataFrame:
     return _dedup(_load(results_dir)[0])
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".partial-")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; these files are for publishing
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def build_sections(df: pd.DataFrame, records: dict[str, dict], plots_dir: Path | None = None,
                    mix_step_rules: bool = False) -> list:
     """Every section, in reading order: per-setting tables, robust accuracy, transfer matrices,
@@ -298,6 +286,6 @@ def build_leaderboard(results_dir: str | Path, ci_style: str = "brackets",
     }
     for fmt in wanted:
         path = results_dir / f"leaderboard.{fmt}"
-        _write_atomic(path, renderers[fmt]())
+        write_text_atomic(path, renderers[fmt](), public=True)
         written.append(path)
     return written, len(df)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..atomic import save_figure_atomic
 from .model import Cell, Row, Section, budget_label, dataset_label, is_missing
 from .sections import THREAT_ORDER, _sort_protocol_first, _tags, budget_groups
 from ..plausibility import PLAUSIBILITY_METRICS, PLAUSIBILITY_TOLERANCES
@@ -128,7 +129,7 @@ def plot_plausibility(df: pd.DataFrame, results_dir: Path) -> list[Path]:
         budget = "minnorm" if is_missing(eps) else f"eps{eps:g}"
         path = Path(results_dir) / ("_".join(["plausibility", _safe(dataset), _safe(norm), budget,
                                               "targeted" if targeted else "untargeted"]) + ".png")
-        fig.savefig(path, dpi=120)
+        save_figure_atomic(fig, path, dpi=120)
         plt.close(fig)
         written.append(path)
     return written

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..atomic import save_figure_atomic
 from .model import dataset_label
 
 __all__ = ["plot_budget_curves", "plot_heatmap", "plot_queries"]
@@ -57,7 +58,7 @@ def plot_budget_curves(df: pd.DataFrame, results_dir: Path) -> list[Path]:
         for suffix in (".png", ".svg"):
             path = results_dir / (stem + suffix)
             with plt.rc_context({"svg.hashsalt": stem}):  # same records, same bytes: no dates, no random ids
-                fig.savefig(path, dpi=120, metadata={"Date": None} if suffix == ".svg" else None)
+                save_figure_atomic(fig, path, dpi=120, metadata={"Date": None} if suffix == ".svg" else None)
             written.append(path)
         plt.close(fig)
     return written
@@ -80,7 +81,7 @@ def plot_heatmap(values: np.ndarray, rows: list[str], columns: list[str], own: n
     fig.colorbar(image, ax=ax, label="transfer success (%)")
     ax.set_title(textwrap.fill(title.replace(" benchmark", ""), 48 + 8 * len(columns)), fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure_atomic(fig, path, dpi=110)
     plt.close(fig)
     return path
 
@@ -104,6 +105,6 @@ def plot_queries(df: pd.DataFrame, path: Path, title: str) -> Path | None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    save_figure_atomic(fig, path, dpi=120)
     plt.close(fig)
     return path

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..atomic import save_figure_atomic
 from .model import dataset_label
 
 __all__ = ["plot_tradeoff"]
@@ -55,7 +56,7 @@ def plot_tradeoff(df: pd.DataFrame, results_dir: Path) -> list[Path]:
         ax.grid(alpha=0.3)
         fig.tight_layout()
         path = Path(results_dir) / ("_".join(["tradeoff", _safe(dataset), _safe(victim)] + ([] if defense == "none" else [_safe(defense)])) + ".png")
-        fig.savefig(path, dpi=120)
+        save_figure_atomic(fig, path, dpi=120)
         plt.close(fig)
         written.append(path)
     return written

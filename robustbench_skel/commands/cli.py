@@ -183,7 +183,7 @@ def _refuse_ignored_options(args: argparse.Namespace, surrogates: bool) -> None:
 
 def run_config(args: argparse.Namespace, **changes: object) -> "RunConfig":
     """The :class:`RunConfig` of a ``run``-like command line (``changes`` override fields)."""
-    from ..run.runner import RunConfig
+    from ..run.config import RunConfig
 
     defaults = RunConfig()
     values = dict(
@@ -201,6 +201,27 @@ def run_config(args: argparse.Namespace, **changes: object) -> "RunConfig":
     )
     values.update(changes)
     return RunConfig(**values)
+
+
+def config_from_command(record: dict) -> "RunConfig":
+    """The :class:`RunConfig` of an old record that has no ``config``, read back from its ``run`` command."""
+    import shlex
+
+    command = record.get("command") or ""
+    try:
+        words = shlex.split(command)
+    except ValueError as exc:
+        raise UserError(f"the record's command {command!r} cannot be split into words ({exc}); it cannot be reproduced") from None
+    while words and words[0] != "run" and words[0] not in ("transfer", "prepare"):
+        words.pop(0)  # "python -m robustbench_skel"
+    if not words or words[0] != "run":
+        raise UserError(f"the record has no config and its command {command!r} is not a `run`; it cannot be reproduced")
+    try:
+        args = build_parser().parse_args(words)
+    except UserError as exc:
+        raise UserError(f"the record's command {command!r} no longer parses ({exc})") from None
+    eps = record["attack"].get("eps") if args.eps and len(args.eps) > 1 else (args.eps[0] if args.eps else None)
+    return run_config(args, eps=eps, sweep=record.get("sweep"))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -489,7 +510,8 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 def _cmd_reproduce(args: argparse.Namespace) -> int:
     from .reproduce import reproduce_record
 
-    report = reproduce_record(args.record, results_dir=args.results_dir, device=args.device)
+    report = reproduce_record(args.record, results_dir=args.results_dir, device=args.device,
+                              from_command=config_from_command)
     print(report.table)
     if report.differing:
         print(f"error: not reproduced: {', '.join(report.differing)} differ", file=sys.stderr)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..atomic import save_figure_atomic
 from ..errors import UserError
 from ..registry import DATASETS
 
@@ -87,12 +88,9 @@ def class_stills_figure(path: Path, seed: int = 0) -> Path:
         ax.set_title(f"{a}: {names[a]}", fontsize=8)
     fig.suptitle(f"synth {synth2.SYNTH_VERSION} (synthetic): one performer, front camera, two frames per class", fontsize=10)
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.partial.png")
     try:
-        fig.savefig(tmp, dpi=80)
-        tmp.replace(path)
+        save_figure_atomic(fig, path, dpi=80)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise UserError(f"cannot write {path}: {exc.strerror or exc}") from None
     finally:
         plt.close(fig)

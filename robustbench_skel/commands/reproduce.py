@@ -21,15 +21,16 @@ bit after the JSON round trip). Otherwise floating-point sums round differently,
 from __future__ import annotations
 
 import math
-import shlex
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from collections.abc import Callable
 
 from ..errors import UserError
+from ..run.config import RunConfig, config_from_record
 from ..run.record import _jsonable, read_record
 
-__all__ = ["Reproduction", "reproduce_record", "config_of", "compare_metrics"]
+__all__ = ["Reproduction", "reproduce_record", "compare_metrics"]
 
 REL_TOL = 1e-2
 ABS_TOL = 1e-9
@@ -43,32 +44,6 @@ class Reproduction:
     differing: list[str]
     mode: str
     record: dict
-
-
-def config_of(record: dict):
-    """The record's :class:`RunConfig`: its ``config``, or its parsed ``command`` for older records."""
-    from ..run.runner import RunConfig
-
-    known = {f.name for f in fields(RunConfig)}
-    if isinstance(record.get("config"), dict):
-        return RunConfig(**{k: v for k, v in record["config"].items() if k in known})
-    command = record.get("command") or ""
-    from .cli import build_parser, run_config
-
-    try:
-        words = shlex.split(command)
-    except ValueError as exc:
-        raise UserError(f"the record's command {command!r} cannot be split into words ({exc}); it cannot be reproduced") from None
-    while words and words[0] != "run" and words[0] not in ("transfer", "prepare"):
-        words.pop(0)  # "python -m robustbench_skel"
-    if not words or words[0] != "run":
-        raise UserError(f"the record has no config and its command {command!r} is not a `run`; it cannot be reproduced")
-    try:
-        args = build_parser().parse_args(words)
-    except UserError as exc:
-        raise UserError(f"the record's command {command!r} no longer parses ({exc})") from None
-    eps = record["attack"].get("eps") if args.eps and len(args.eps) > 1 else (args.eps[0] if args.eps else None)
-    return run_config(args, eps=eps, sweep=record.get("sweep"))
 
 
 def _check_inputs(record: dict, config) -> None:
@@ -187,14 +162,18 @@ def _table(rows: list[tuple[str, str, str, bool]]) -> str:
     return "\n".join(lines)
 
 
-def reproduce_record(path: str | Path, results_dir: str | Path | None = None, device: str | None = None) -> Reproduction:
-    """Re-run ``path``'s configuration (writing a new record only under ``results_dir``) and compare."""
+def reproduce_record(path: str | Path, results_dir: str | Path | None = None, device: str | None = None,
+                     from_command: Callable[[dict], RunConfig] | None = None) -> Reproduction:
+    """Re-run ``path``'s configuration (writing a new record only under ``results_dir``) and compare.
+
+    ``from_command``: how to read the configuration of an old record that has only its command (the CLI's).
+    """
     from ..run.runner import run_benchmark
 
     from ..run.run_checks import validate_run_config
 
     record = read_record(path)
-    config = config_of(record)
+    config = config_from_record(record, from_command)
     config.save_adversarial = False
     if device:
         config.device = device

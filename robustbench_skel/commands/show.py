@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..atomic import save_figure_atomic
 from ..errors import UserError
 from ..preflight import check_writable_file
 
@@ -45,7 +46,7 @@ def load_pair(record_path: str | Path, sample_id: str):
     """``(record, dataset, clean (3,T,V,M), adv (3,T,V,M), index in the record's samples)`` for one sample."""
     from ..run.adversarial_store import load_adversarial
     from ..run.record import read_record
-    from .reproduce import config_of
+    from ..run.config import config_from_record
     from ..run.runner import load_dataset, select_samples
 
     record = read_record(record_path, needs=SHOW_NEEDS)
@@ -56,7 +57,7 @@ def load_pair(record_path: str | Path, sample_id: str):
     if sample_id not in ids:
         raise UserError(f"sample {sample_id!r} was not attacked (the victim misclassified it clean); "
                         f"attacked samples: {', '.join(ids[:5])}{' ...' if len(ids) > 5 else ''}")
-    config = config_of(record)
+    config = config_from_record(record)
     dataset = load_dataset(config.dataset, config.split, config.data_path, config.seed, config.unit)
     subset = dataset.subset(select_samples(dataset, config.n_samples))
     if subset.ids_sha256() != record["dataset"].get("sample_ids_sha256"):
@@ -249,7 +250,7 @@ def show_sample(record_path: str | Path, sample_id: str, out: str | Path | None 
         fig.text(0.5, 0.01, scene.caption, ha="center", fontsize=7, color="0.3")
         fig.subplots_adjust(left=0.03, right=0.97, top=0.88, bottom=0.05, wspace=0.08, hspace=0.12)
         png = out.with_name(out.stem + "_frames.png")
-        fig.savefig(png, dpi=100)
+        save_figure_atomic(fig, png, dpi=100)
         plt.close(fig)
         written.append(png)
     return written

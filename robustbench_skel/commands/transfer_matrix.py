@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from ..atomic import save_figure_atomic
 from ..errors import UserError
 from ..preflight import check_writable_file
 from ..registry import VICTIMS
@@ -105,7 +106,7 @@ def _heatmap(records: list[dict], rows: list[list[str]], victims: list[str], pat
     fig.colorbar(image, ax=ax, fraction=0.03)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)  # checked before any work (run_transfer_matrix)
-    fig.savefig(path, dpi=120)
+    save_figure_atomic(fig, path, dpi=120)
     plt.close(fig)
     return path
 

@@ -22,17 +22,18 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..atomic import save_torch_atomic
 from ..checkpoint import sha256_file
 from .defended import TrainingDefense
 from ..defense import DefenseContext
 from ..errors import UserError
-from ..run.evaluator import predict
 from ..registry import DEFENSES
-from ..run.runner import load_dataset, resolve_device
+from ..datasets.load import load_dataset
+from ..device import resolve_device
 from ..preflight import check_input_file
-from .training import (_RESUME_FORMAT, _save_atomic, check_data_names, check_output, load_resume_state, resume_path,
+from .training import (_RESUME_FORMAT, check_data_names, check_output, load_resume_state, resume_path,
                        storage_state)
-from ..victim import load_victim
+from ..victim import load_victim, predict
 
 __all__ = ["DefendConfig", "DefendResult", "build_training_defense", "train_defense"]
 
@@ -169,7 +170,7 @@ def train_defense(config: DefendConfig, progress: bool = True) -> DefendResult:
             bar.set_postfix(epoch=epoch + 1, loss=f"{loss.item():.3f}")
         train_acc = correct / len(train)
         bar.write(f"epoch {epoch + 1}/{epochs}: clean train accuracy {100 * train_acc:.1f}%")
-        _save_atomic({
+        save_torch_atomic({
             "format": _RESUME_FORMAT, "kind": "defend", "recipe": _recipe(config), "epoch": epoch + 1,
             "train_accuracy": train_acc, "seconds": time.perf_counter() - started, "model": part.state_dict(),
             "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
@@ -182,7 +183,7 @@ def train_defense(config: DefendConfig, progress: bool = True) -> DefendResult:
     state = storage_state(part.state_dict(), config.half)
     defense.load_weights(model, state, source="the trained weights")  # evaluate exactly what is saved
     test_acc = float((predict(model, x_test, 64, device) == y_test).float().mean())
-    _save_atomic(state, path)
+    save_torch_atomic(state, path)
     checkpoint.unlink(missing_ok=True)
     return DefendResult(path=path, sha256=sha256_file(path), test_accuracy=test_acc, train_accuracy=train_acc,
                         seconds=time.perf_counter() - started, config=config, defense=defense)

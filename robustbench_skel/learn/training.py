@@ -14,7 +14,6 @@ training state (weights, training heads, optimiser, schedule, both random genera
 from __future__ import annotations
 
 import os
-import tempfile
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -23,11 +22,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..atomic import save_torch_atomic
 from ..checkpoint import sha256_file
 from ..errors import UserError
-from ..run.evaluator import predict
-from ..run.runner import load_dataset, resolve_device
-from ..victim import AuxiliaryHeads, Victim, create_victim, model_card
+from ..datasets.load import load_dataset
+from ..device import resolve_device
+from ..victim import AuxiliaryHeads, Victim, create_victim, model_card, predict
 
 __all__ = ["TrainConfig", "TrainResult", "resume_path", "train_victim", "training_loss", "check_output", "check_data_names"]
 
@@ -68,23 +68,6 @@ class TrainResult:
     train_accuracy: float
     seconds: float
     config: TrainConfig
-
-
-def _save_atomic(state: dict, path: Path) -> None:
-    """Write via a temporary file, so a killed run never leaves a truncated file under the final name.
-
-    Saving through a file object (not a path) keeps the archive's inner folder name fixed, so equal weights
-    give byte-identical files and the same sha256 whatever the temporary name was.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".partial-", suffix=".pt")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(state, handle)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 # What must match for a resume state to continue this run (the rest, e.g. the device, may change).
@@ -267,7 +250,7 @@ def train_victim(config: TrainConfig, progress: bool = True) -> TrainResult:
             bar.set_postfix(epoch=epoch + 1, loss=f"{loss.item():.3f}", **shown)
         train_acc = correct / len(train)
         bar.write(f"epoch {epoch + 1}/{config.epochs}: train accuracy {100 * train_acc:.1f}%")
-        _save_atomic({
+        save_torch_atomic({
             "format": _RESUME_FORMAT, "recipe": _recipe_of(config), "epoch": epoch + 1, "train_accuracy": train_acc,
             "seconds": time.perf_counter() - started, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
             "heads": _heads_state(heads), "scheduler": scheduler.state_dict(), "numpy_rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
@@ -278,7 +261,7 @@ def train_victim(config: TrainConfig, progress: bool = True) -> TrainResult:
     state = storage_state(model.state_dict(), config.half)  # the victim alone: training heads are not saved
     model.load_state_dict(state)  # evaluate exactly the weights that are saved (fp16-rounded with --half)
     test_acc = float((predict(model, x_test, 64, device) == y_test).float().mean())
-    _save_atomic(state, path)
+    save_torch_atomic(state, path)
     checkpoint.unlink(missing_ok=True)
     return TrainResult(path=path, sha256=sha256_file(path), test_accuracy=test_acc, train_accuracy=train_acc,
                        seconds=time.perf_counter() - started, config=config)

@@ -9,8 +9,6 @@ hash. The npz is written (atomically) before the record, so a record never names
 
 from __future__ import annotations
 
-import os
-import tempfile
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..atomic import write_atomic
 from ..budget import budget_size, valid_mask
 from ..checkpoint import sha256_file
 from ..errors import UserError
@@ -49,20 +48,6 @@ def _verdicts(clean: torch.Tensor, adv: torch.Tensor, predict: Callable[[torch.T
     return finite, predict(safe), within
 
 
-def _write_npz_atomic(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".partial-", suffix=".npz")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez_compressed(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_adversarial(record: dict, clean: torch.Tensor, adv: torch.Tensor, attacked: torch.Tensor,
                      results_dir: str | Path, predict: Callable[[torch.Tensor], torch.Tensor],
                      budget: BudgetSpec) -> dict[str, Any]:
@@ -86,7 +71,8 @@ def save_adversarial(record: dict, clean: torch.Tensor, adv: torch.Tensor, attac
         raise UserError(f"cannot create {str(folder)!r}: {exc.strerror}; check --results-dir") from None
     name = Path(record_filename(record)).stem + ".npz"
     path = folder / name
-    _write_npz_atomic(path, {"delta": delta, "sample_ids": np.array(ids, dtype=str)})
+    arrays = {"delta": delta, "sample_ids": np.array(ids, dtype=str)}
+    write_atomic(path, lambda handle: np.savez_compressed(handle, **arrays), suffix=".npz", public=True, sync=True)
     return {"file": f"{ADVERSARIAL_DIR}/{name}", "sha256": sha256_file(path), "dtype": str(delta.dtype),
             "num_samples": len(ids), "verdicts_preserved": preserved}
 

@@ -20,23 +20,13 @@ from torch import nn
 from ..budget import budget_size, valid_mask
 from ..layout import SkeletonLayout
 from ..metrics import PER_CLIP_METRICS, imperceptibility, mean_interval, wilson_interval
+from ..victim import predict  # re-exported: predict is the victim contract's, the evaluator uses it
 from ..plausibility import NONNEGATIVE_CHANGES, PLAUSIBILITY_TOLERANCES, PLAUSIBILITY_UNITS, plausibility
 
 __all__ = ["predict", "BudgetSpec", "evaluate_attack", "proportion", "plausibility_metrics", "BUDGET_TOLERANCE"]
 
 # Slack for float32 rounding when checking the budget: a micrometre, or 1e-5 relative.
 BUDGET_TOLERANCE = (1e-6, 1e-5)
-
-
-@torch.no_grad()
-def predict(model: nn.Module, clips: torch.Tensor, batch_size: int, device: torch.device | str) -> torch.Tensor:
-    """Predicted classes of ``clips`` (on CPU), evaluated in batches on ``device``."""
-    model.eval()
-    preds = []
-    for start in range(0, clips.shape[0], batch_size):
-        batch = clips[start : start + batch_size].to(device)
-        preds.append(model(batch).argmax(dim=1).cpu())
-    return torch.cat(preds) if preds else torch.zeros(0, dtype=torch.long)
 
 
 @dataclass(frozen=True)

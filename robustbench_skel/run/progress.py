@@ -18,12 +18,14 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from ..atomic import write_atomic
+from .config import RunConfig
 
 __all__ = ["OUTPUT_ONLY_FIELDS", "config_identity", "progress_key", "BatchCheckpoint", "generator_states",
            "restore_generators", "module_random_states"]
@@ -39,8 +41,6 @@ def config_identity(config: Any) -> dict[str, Any]:
     ``config`` is a RunConfig or a record's ``config`` dict; fields missing from an older record take
     RunConfig's defaults, so a record written before a field existed still matches.
     """
-    from .runner import RunConfig
-
     values = asdict(RunConfig())
     given = asdict(config) if not isinstance(config, dict) else config
     values.update({k: v for k, v in given.items() if k in values})
@@ -95,14 +95,7 @@ class BatchCheckpoint:
     def save(self, index: int, content: dict[str, Any]) -> None:
         """Write batch ``index`` atomically: a killed run leaves the whole file or none."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=".partial-", suffix=".pt")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                torch.save({"format": _FORMAT, **content}, handle)
-            os.replace(tmp, self._path(index))
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_atomic(self._path(index), lambda handle: torch.save({"format": _FORMAT, **content}, handle), suffix=".pt")
 
     def discard(self) -> None:
         """Remove the folder (after the record is written), and ``.progress`` itself once empty."""

@@ -15,13 +15,13 @@ import os
 import platform
 import subprocess
 import sys
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..atomic import write_text_atomic
 from ..errors import UserError
 from ..record_schema import SCHEMA_VERSION, check_record
 
@@ -56,7 +56,7 @@ def environment(device: str) -> dict[str, Any]:
     import scipy
     import torch
 
-    from .. import __version__
+    from .._version import __version__
 
     env = {
         "python": platform.python_version(),
@@ -124,16 +124,7 @@ def write_record(record: dict, results_dir: str | Path) -> Path:
         raise UserError(f"cannot create the results folder {str(runs)!r}: {exc.strerror}; check --results-dir") from None
     path = runs / record_filename(record)
     text = json.dumps(record, indent=1, sort_keys=False, allow_nan=False) + "\n"
-    fd, tmp = tempfile.mkstemp(dir=runs, prefix=".partial-", suffix=".json")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text_atomic(path, text, sync=True)
     return path
 
 

@@ -16,7 +16,10 @@ from ..attack import ThreatModel, parse_early_stop
 from .autobatch import parse_batch_size
 from ..errors import UserError, suggest
 from ..preflight import check_input_file, check_writable_dir
+from ..device import resolve_device
 from ..registry import DATASETS, DEFENSES, VICTIMS
+from .assemble import build_attack, effective_threat_model
+from .presets import apply_preset
 
 __all__ = ["validate_run_config"]
 
@@ -151,9 +154,6 @@ def validate_run_config(config, write: bool = True, allow_self_surrogate: bool =
     ``write``: the run will write into ``config.results_dir`` (checked, not created). ``allow_self_surrogate``:
     a transfer matrix's diagonal (the victim crafted on itself) is a deliberate reference cell there.
     """
-    from .presets import apply_preset
-    from .runner import build_attack, effective_threat_model, resolve_device
-
     _check_types(config)
     resolve_device(config.device)
     _check_numbers(config)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,22 +19,24 @@ import torch
 from torch import nn
 
 from ..artefacts import ArtefactStore, tensor_sha256
-from ..attack import Attack, PrepareContext, ThreatModel, parse_early_stop
-from .autobatch import AUTO_CPU_BATCH, parse_batch_size, resolve_batch_size
+from ..attack import PrepareContext, ThreatModel, parse_early_stop
 from ..datasets import SkeletonDataset, check_clip_values
+from ..datasets.load import load_dataset
 from ..defense import Defense, DefenseContext
+from ..device import resolve_device
 from ..errors import UserError
-from .evaluator import BudgetSpec, evaluate_attack, predict
-from ..hparams import accepted_arguments
+from ..handed import SurrogateEnsemble, SurrogateInfo, UnlabelledPool
+from ..registry import ATTACKS, DEFENSES
+from ..victim import LoadedVictim, load_victim, predict
+from .assemble import build_attack, effective_threat_model, with_transfer_step
+from .autobatch import AUTO_CPU_BATCH, parse_batch_size, resolve_batch_size
+from .config import RunConfig
+from .evaluator import BudgetSpec, evaluate_attack
 from .presets import PRESETS, apply_preset
 from .progress import BatchCheckpoint, progress_key
 from .record import SCHEMA_VERSION, command_line, environment, new_run_id, utc_now, write_record
-from ..registry import ATTACKS, DATASETS, DEFENSES
 from .run_checks import validate_run_config
-from ..handed import SurrogateEnsemble, SurrogateInfo, UnlabelledPool
-from ..step_rule import transfer_step_size
 from .threats import DecisionBased, NoBox, ThreatSetting, Transfer, WhiteBox, _Common
-from ..victim import LoadedVictim, load_victim
 
 __all__ = ["RunConfig", "RunResult", "resolve_device", "load_dataset", "select_samples", "build_attack", "effective_threat_model",
            "load_surrogates", "build_setting", "prepare_attack", "run_benchmark", "with_transfer_step"]
@@ -44,66 +46,9 @@ SAMPLE_ORDER_SEED = 0
 
 
 @dataclass
-class RunConfig:
-    victim: str = "stgcn"
-    attack: str = "pgd"
-    dataset: str = "synth"
-    data_path: str | None = None
-    split: str | None = None
-    checkpoint: str | None = None
-    defense: str | None = None
-    eps: float | None = None
-    steps: int | None = None
-    step_size: float | None = None
-    targeted: bool = False
-    n_samples: int | str = 64  # or "all": every clip of the split
-    seed: int = 0
-    batch_size: int | str = 32  # or "auto": the largest power of two that fits on the GPU (32 on a CPU)
-    device: str = "auto"
-    results_dir: str = "results"
-    sanity_samples: int = 16
-    sweep: dict[str, Any] | None = None
-    attack_options: dict[str, Any] = field(default_factory=dict)
-    surrogates: list[str] | None = None  # transfer: the surrogate victims' names
-    surrogate_checkpoints: list[str] | None = None  # one per surrogate, or None for the shipped weights
-    early_stop: str | None = None  # None: "adversarial" for white-box, "none" for transfer and no-box
-    nobox_pool: str = "train"  # no-box: the split whose clips (labels removed) the attacker holds
-    max_queries: int = 1000  # decision-based: the query budget per sample
-    defense_checkpoint: str | None = None  # the user's defended weights for a training-time defense
-    eot_samples: int = 8  # draws per gradient against a randomized defense (EOT)
-    resume: bool = True  # continue from the batches an interrupted identical run finished (progress.py)
-    preset: str | None = None  # a named, pinned evaluation (presets.py), e.g. "standard"
-    amp: bool = False  # bfloat16 autocast for the attack's passes; the evaluator stays float32
-    save_adversarial: bool = False  # store the attacked clips' perturbations under results/adversarial/
-    unit: str = "m"  # the unit of the data file's coordinates (m, cm, mm); the loader converts to metres
-
-
-@dataclass
 class RunResult:
     record: dict
     path: Path | None
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise UserError("--device cuda was requested but no CUDA GPU is available; use --device cpu or auto")
-        return torch.device(name)
-    if name == "cpu":
-        return torch.device("cpu")
-    raise UserError(f"--device must be auto, cpu or cuda[:N], got {name!r}")
-
-
-def load_dataset(name: str, split: str | None, data_path: str | None, seed: int = 0, unit: str = "m") -> SkeletonDataset:
-    from ..datasets.units import check_units
-
-    source_cls = DATASETS.get(name)
-    source = source_cls()
-    dataset = source(split, data_path)
-    check_clip_values(dataset.clips, dataset.sample_ids, dataset.source or dataset.name)  # every clip, in chunks
-    return check_units(dataset, unit)  # refuses an empty file or clips not in metres
 
 
 def select_samples(dataset: SkeletonDataset, n_samples: int | str) -> np.ndarray:
@@ -115,49 +60,6 @@ def select_samples(dataset: SkeletonDataset, n_samples: int | str) -> np.ndarray
     return order[: min(n_samples, len(dataset))]
 
 
-def build_attack(config: RunConfig, layout: str | None = None) -> Attack:
-    """The configured attack; an attack that takes a ``layout`` gets the dataset's unless told otherwise."""
-    cls = ATTACKS.get(config.attack)
-    accepted = set(accepted_arguments(cls))
-    given = {
-        "eps": config.eps,
-        "steps": config.steps,
-        "step_size": config.step_size,
-        "targeted": config.targeted or None,
-        "seed": config.seed,
-        **config.attack_options,
-    }
-    kwargs = {}
-    for key, value in given.items():
-        if value is None:
-            continue
-        if key not in accepted:
-            flag = f"--attack-opt {key}=..." if key in config.attack_options else "--" + key.replace("_", "-")
-            raise UserError(f"attack {config.attack!r} has no {flag} option; its options: {', '.join(sorted(accepted))}")
-        kwargs[key] = value
-    if layout is not None and "layout" in accepted and "layout" not in kwargs:
-        kwargs["layout"] = layout
-    try:
-        return cls(**kwargs)
-    except (TypeError, ValueError) as exc:  # e.g. a text --attack-opt value where a number belongs
-        raise UserError(f"attack {config.attack!r}: bad option value ({exc})") from None
-
-
-def with_transfer_step(attack: Attack, config: RunConfig, layout: str | None = None, whole_budget: bool = False) -> Attack:
-    """A transfer run's gradient attack with the suite's shared step (:func:`transfer_step_size`: eps / T for
-    ``sign``, eps for ``mean-abs``; ``whole_budget``: eps for both, the TASAR reference's), unless the user gave
-    the step size; other attacks are returned as they are."""
-    params = attack.hyperparameters()
-    if "step_rule" not in params or not isinstance(params.get("steps"), int):
-        return attack
-    if config.step_size is not None or "step_size" in config.attack_options:
-        return attack
-    size = attack.eps if whole_budget else transfer_step_size(params["step_rule"], attack.eps, params["steps"])
-    if size == params["step_size"]:
-        return attack
-    return build_attack(replace(config, step_size=size), layout)
-
-
 def _build_defense(name: str | None) -> Defense | None:
     return DEFENSES.get(name)() if name else None
 
@@ -167,18 +69,6 @@ def _draw_targets(labels: torch.Tensor, num_classes: int, seed: int) -> torch.Te
     gen = torch.Generator().manual_seed(seed)
     offset = torch.randint(1, num_classes, labels.shape, generator=gen)
     return (labels + offset) % num_classes
-
-
-def effective_threat_model(attack: Attack, surrogates: list[str] | None) -> ThreatModel:
-    """The threat model a run uses: the attack's own, or transfer when it is handed surrogates."""
-    declared = attack.threat_model
-    if surrogates:
-        if declared not in (ThreatModel.WHITE_BOX, ThreatModel.TRANSFER):
-            raise UserError(f"attack {attack.name!r} is {declared.value}: it uses no surrogate; drop --surrogate")
-        return ThreatModel.TRANSFER
-    if declared is ThreatModel.TRANSFER:
-        raise UserError(f"attack {attack.name!r} is a transfer attack: name its surrogate(s) with --surrogate stgcn[,ctrgcn,...]")
-    return declared
 
 
 def load_surrogates(config: RunConfig, dataset: SkeletonDataset, device: torch.device) -> SurrogateEnsemble:

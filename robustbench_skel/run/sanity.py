@@ -31,8 +31,9 @@ import torch
 from torch import nn
 
 from ..attack import Attack, copy_run_settings
-from .evaluator import predict
+from ..victim import predict
 from ..metrics import wilson_interval
+from .crafting import attack_rows
 from .progress import BatchCheckpoint
 from ..registry import ATTACKS
 
@@ -83,8 +84,6 @@ def re_run_success(model: nn.Module, evaluated: nn.Module, attack: Attack, x: to
                    t: torch.Tensor | None, batch_size: int, device: torch.device, generator_seed: int,
                    checkpoint: BatchCheckpoint | None = None) -> float:
     """Success rate of ``attack`` re-run on ``x`` against ``model``, decided by ``evaluated`` (resumable with ``checkpoint``)."""
-    from .threats import attack_rows  # threats builds on this module
-
     adv = attack_rows(attack, model, x, y, t, torch.arange(x.shape[0]), batch_size, device, generator_seed,
                       checkpoint=checkpoint).adv
     pred = predict(evaluated, adv, batch_size, device)  # always re-classified, so a resumed run draws what it drew
