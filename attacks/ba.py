@@ -58,7 +58,7 @@ from torch import nn
 from torch.func import functional_call
 
 from robustbench_skel.attack import PrepareContext
-from robustbench_skel.bayes_diagnostic import diagnostic_entry, per_clip_cosine, relative_spread
+from robustbench_skel.learn.bayes_diagnostic import diagnostic_entry, per_clip_cosine, relative_spread
 from robustbench_skel.budget import valid_mask
 from robustbench_skel.errors import UserError
 from robustbench_skel.registry import ATTACKS

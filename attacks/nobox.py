@@ -3,7 +3,7 @@ Skeleton-Based Human Action Recognition with Skeleton-Motion-Informed Gradient",
 
 The attacker holds unlabelled clips only (:class:`robustbench_skel.handed.UnlabelledPool`): no victim,
 no label, no query. ``prepare`` learns a contrastive motion manifold from the pool
-(:mod:`robustbench_skel.manifold`, cached); the attack then *maximises* (paper Eq. 2)
+(:mod:`robustbench_skel.learn.manifold`, cached); the attack then *maximises* (paper Eq. 2)
 
     CE(sims, 0),  sims = cos(f(x_adv), [f(x_i), f(x_j) for the other clips j of the batch, far centres])
 
@@ -34,7 +34,7 @@ from robustbench_skel.attack import Attack, PrepareContext, ThreatModel
 from robustbench_skel.budget import project
 from robustbench_skel.errors import UserError
 from robustbench_skel.handed import UnlabelledPool
-from robustbench_skel.manifold import MotionManifold, load_or_train_manifold, manifold_config
+from robustbench_skel.learn.manifold import MotionManifold, load_or_train_manifold, manifold_config
 from robustbench_skel.motion import ar_coefficients, smi_gradient
 from robustbench_skel.registry import ATTACKS
 

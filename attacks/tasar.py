@@ -3,7 +3,7 @@
 A transfer attack on a *Bayesian* surrogate built after the fact, with a motion-aware gradient:
 
 1. **Post-train** K heads on the frozen surrogate's logits and **Dual Bayesian** smoothing (a flatness
-   term and SWAG-diagonal moments; :mod:`robustbench_skel.bayesian_heads`), done once per surrogate
+   term and SWAG-diagonal moments; :mod:`robustbench_skel.learn.bayesian_heads`), done once per surrogate
    in :meth:`TASAR.prepare` and cached as artefacts (the backbone logits of the training split, then
    the heads' moments).
 2. Every iteration, **S x K heads** are sampled, ``theta = mu + scale sqrt(var) eps``, and the
@@ -38,13 +38,13 @@ Where this follows the paper (or the suite's conventions) against the reference 
 
 ``swag="reference"`` trains the heads' moments with the reference's SWAG bookkeeping (one snapshot
 counter shared by all heads, the second moment started at theta;
-:class:`robustbench_skel.bayesian_heads.ReferenceSwagMoments`), opt-in; the default is the paper's.
+:class:`robustbench_skel.learn.bayesian_heads.ReferenceSwagMoments`), opt-in; the default is the paper's.
 ``step_rule="mean-abs"`` steps ``step_size * direction / mean|direction|`` (the reference's, with
 ``step_size = eps``) instead of the sign (:mod:`robustbench_skel.step_rule`); ``--preset tasar-paper``
 runs the reference's whole protocol.
 
 With ``scale=0``, ``heads=1`` and ``temporal=False`` this is exactly I-FGSM on the mean-head model
-(:class:`robustbench_skel.bayesian_heads.MeanHeads`), which the tests check.
+(:class:`robustbench_skel.learn.bayesian_heads.MeanHeads`), which the tests check.
 """
 
 from __future__ import annotations
@@ -56,8 +56,8 @@ import torch
 
 from robustbench_skel.artefacts import ArtefactStore
 from robustbench_skel.attack import IterativeGradientAttack, PrepareContext, ThreatModel
-from robustbench_skel.bayes_diagnostic import diagnostic_entry, per_clip_cosine, relative_spread
-from robustbench_skel.bayesian_heads import (PARAM_NAMES, SWAG_BOOKKEEPING, HeadConfig, backbone_logits, head_logits,
+from robustbench_skel.learn.bayes_diagnostic import diagnostic_entry, per_clip_cosine, relative_spread
+from robustbench_skel.learn.bayesian_heads import (PARAM_NAMES, SWAG_BOOKKEEPING, HeadConfig, backbone_logits, head_logits,
                                              sample_heads, train_heads)
 from robustbench_skel.budget import valid_mask
 from robustbench_skel.errors import UserError
@@ -284,7 +284,7 @@ class TASAR(IterativeGradientAttack):
     def update(self, delta, grad, mask, state):
         return delta + self.step(self.direction(grad, mask, state), mask)
 
-    # --- diagnostic: is the Bayesian term doing anything? (robustbench_skel.bayes_diagnostic) ---------------
+    # --- diagnostic: is the Bayesian term doing anything? (robustbench_skel.learn.bayes_diagnostic) ---------------
     def bayesian_diagnostic(self, model: SurrogateEnsemble, x: torch.Tensor, labels: torch.Tensor,
                             targets: torch.Tensor | None, generator: torch.Generator) -> dict[str, Any]:
         """Cosine between the Bayesian gradient (S x K sampled heads) and the mean heads' gradient at ``x``,

@@ -39,7 +39,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from robustbench_skel.budget import valid_mask
-from robustbench_skel.defended import TrainingDefense
+from robustbench_skel.learn.defended import TrainingDefense
 from robustbench_skel.registry import DEFENSES
 
 

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from robustbench_skel.budget import project, random_in_ball, valid_mask
-from robustbench_skel.defended import TrainingDefense
+from robustbench_skel.learn.defended import TrainingDefense
 from robustbench_skel.registry import DEFENSES
 
 

@@ -151,7 +151,7 @@ class SmoothedClassifier(nn.Module):
 
     def random_state(self) -> dict[str, torch.Tensor]:
         """The state of each noise stream drawn so far; a run's per-batch progress saves it, so a resumed
-        run draws the same noise as an uninterrupted one (:mod:`robustbench_skel.progress`)."""
+        run draws the same noise as an uninterrupted one (:mod:`robustbench_skel.run.progress`)."""
         return {key: generator.get_state() for key, generator in self._generators.items()}
 
     def set_random_state(self, states: dict[str, torch.Tensor]) -> None:

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from robustbench_skel.budget import project, valid_mask
-from robustbench_skel.defended import TrainingDefense
+from robustbench_skel.learn.defended import TrainingDefense
 from robustbench_skel.registry import DEFENSES
 
 

@@ -8,15 +8,17 @@ leaderboard is built from records alone.
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
 from . import _checkout  # noqa: F401  (lets a source checkout import its plugin folders)
+from ._moved import install as _install_moved
+from ._version import __version__  # noqa: F401
+
+_install_moved(__name__)  # the flat import paths of modules that moved into run/, board/, learn/, commands/
 
 
 def __getattr__(name: str):
     """``load_results`` is imported on first use, so ``import robustbench_skel`` stays light (no pandas)."""
     if name == "load_results":
-        from .leaderboard import load_results
+        from .board.leaderboard import load_results
 
         return load_results
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 
+from .atomic import save_torch_atomic
 from .checkpoint import sha256_file
 from .errors import UserError
 
@@ -71,10 +72,8 @@ class ArtefactStore:
 
     @staticmethod
     def _save(path: Path, content: dict[str, Any]) -> None:
-        from .training import _save_atomic
-
         try:
-            _save_atomic(content, path)
+            save_torch_atomic(content, path)
         except OSError as exc:
             raise UserError(f"cannot write the artefact cache {str(path.parent)!r}: {exc.strerror}; "
                             "set ROBUSTBENCH_SKEL_CACHE to a writable folder") from None

@@ -222,3 +222,14 @@ def load_victim(
         pretrained_on=pretrained_on,
         num_parameters=sum(p.numel() for p in model.parameters()),
     )
+
+
+@torch.no_grad()
+def predict(model: nn.Module, clips: torch.Tensor, batch_size: int, device: torch.device | str) -> torch.Tensor:
+    """Predicted classes of ``clips`` (on CPU), evaluated in batches on ``device``."""
+    model.eval()
+    preds = []
+    for start in range(0, clips.shape[0], batch_size):
+        batch = clips[start : start + batch_size].to(device)
+        preds.append(model(batch).argmax(dim=1).cpu())
+    return torch.cat(preds) if preds else torch.zeros(0, dtype=torch.long)

@@ -102,7 +102,7 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
 @pytest.fixture(scope="session")
 def trained_tiny_checkpoint(tmp_path_factory) -> Path:
     """The tiny victim trained briefly on synth through the real training code (a few seconds)."""
-    from robustbench_skel.training import TrainConfig, train_victim
+    from robustbench_skel.learn.training import TrainConfig, train_victim
 
     out = tmp_path_factory.mktemp("tiny") / "tiny-synth.pt"
     with pytest.MonkeyPatch.context() as mp:

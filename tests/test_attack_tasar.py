@@ -14,7 +14,7 @@ from robustbench_skel.artefacts import ArtefactStore
 from robustbench_skel.attack import PrepareContext
 from robustbench_skel.attacks.mifgsm import l1_normalize
 from robustbench_skel.attacks.tasar import TASAR
-from robustbench_skel.bayesian_heads import (HeadConfig, MeanHeads, SwagMoments, head_logits, sample_heads, train_head,
+from robustbench_skel.learn.bayesian_heads import (HeadConfig, MeanHeads, SwagMoments, head_logits, sample_heads, train_head,
                                              train_heads)
 from robustbench_skel.budget import budget_size, valid_mask
 from robustbench_skel.datasets import SkeletonDataset
@@ -231,8 +231,8 @@ def test_needs_surrogates_and_prepare(tmp_path):
 
 
 def test_run_benchmark_records_the_heads_artefacts(tmp_path, trained_tiny_checkpoint):
-    from robustbench_skel.record import read_record
-    from robustbench_skel.runner import RunConfig, run_benchmark
+    from robustbench_skel.run.record import read_record
+    from robustbench_skel.run.runner import RunConfig, run_benchmark
 
     path = str(trained_tiny_checkpoint)
     config = RunConfig(victim="tiny-test-victim", checkpoint=path, attack="tasar", surrogates=["tiny-test-victim"],
@@ -254,7 +254,7 @@ def test_run_benchmark_records_the_heads_artefacts(tmp_path, trained_tiny_checkp
 
 
 def test_bench_times_a_prepared_transfer_attack_against_its_surrogate(tmp_path):
-    from robustbench_skel.bench import time_attack
+    from robustbench_skel.commands.bench import time_attack
 
     attack, handed, _ = _prepared(tmp_path, steps=2)
     attack.early_stop = "none"

@@ -20,7 +20,7 @@ from robustbench_skel.errors import UserError
 from robustbench_skel.handed import SurrogateEnsemble, SurrogateInfo
 from robustbench_skel.layout import NTU25
 from robustbench_skel.registry import ATTACKS
-from robustbench_skel.runner import RunConfig, run_benchmark
+from robustbench_skel.run.runner import RunConfig, run_benchmark
 
 from conftest import TinyVictim, make_clips
 
@@ -254,7 +254,7 @@ def test_swag_moments_are_the_average_of_the_snapshots():
 def test_ba_finetuning_of_the_shipped_stgcn_stays_finite():
     """Regression: unclipped, lr 0.01 with the flatness term (r = 0.1, lambda = 1) took ST-GCN's synth
     weights to NaN within 3 steps, and the NaN moments made every BA gradient NaN (0% success)."""
-    from robustbench_skel.runner import load_dataset
+    from robustbench_skel.run.runner import load_dataset
     from robustbench_skel.victim import load_victim
 
     data = load_dataset("synth", "train", None)

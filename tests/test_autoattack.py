@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from robustbench_skel.attack import is_adversarial
-from robustbench_skel.cli import main
-from robustbench_skel.record import read_record
+from robustbench_skel.commands.cli import main
+from robustbench_skel.run.record import read_record
 from robustbench_skel.registry import ATTACKS
 
 import robustbench_skel.attacks.autoattack as aa

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 
-from robustbench_skel.cli import main
+from robustbench_skel.commands.cli import main
 
 from conftest import write_npz  # noqa: F401  (also registers the tiny test victim)
 

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 import torch
 
-from robustbench_skel.cli import main
+from robustbench_skel.commands.cli import main
 from robustbench_skel.defense import Defense
-from robustbench_skel.record import read_record
+from robustbench_skel.run.record import read_record
 from robustbench_skel.registry import DEFENSES
 
 from conftest import TinyVictim, write_npz
@@ -236,7 +236,7 @@ def test_ctrl_c_leaves_no_record(tmp_path, capsys, tiny_checkpoint, monkeypatch)
 
 def test_ctrl_c_while_writing_leaves_no_partial_file(tmp_path, monkeypatch):
     from robustbench_skel import record as record_module
-    from robustbench_skel.record import SCHEMA_VERSION, write_record
+    from robustbench_skel.run.record import SCHEMA_VERSION, write_record
 
     record = {k: {} for k in ("victim", "dataset", "attack", "environment", "timing", "metrics")}
     record.update(schema_version=SCHEMA_VERSION, run_id="x", created="now", defense=None, seed=0)
@@ -254,7 +254,7 @@ def test_ctrl_c_while_writing_leaves_no_partial_file(tmp_path, monkeypatch):
 
 
 def test_record_round_trip(tmp_path):
-    from robustbench_skel.record import SCHEMA_VERSION, read_record, write_record
+    from robustbench_skel.run.record import SCHEMA_VERSION, read_record, write_record
 
     record = {
         "schema_version": SCHEMA_VERSION, "run_id": "r1", "created": "2026-01-01T00:00:00+00:00", "defense": None,
@@ -304,7 +304,7 @@ def test_budget_sweep_writes_one_record_per_budget_and_a_plot(tmp_path, capsys, 
 
 
 def test_eps_range_syntax(capsys):
-    from robustbench_skel.cli import _eps_values
+    from robustbench_skel.commands.cli import _eps_values
 
     assert _eps_values("0.005:0.02:4") == pytest.approx([0.005, 0.01, 0.015, 0.02])
     assert _eps_values("0.02,0.01") == [0.01, 0.02]
@@ -339,7 +339,7 @@ def test_attack_specific_options(tmp_path, capsys, tiny_checkpoint):
 
 
 def test_threat_setting_gives_metres_only_to_distance_budgets():
-    from robustbench_skel.report import threat_setting
+    from robustbench_skel.board.report import threat_setting
 
     assert threat_setting({"norm": "linf", "eps": 0.01, "targeted": False}) == "L-inf eps=0.01 m, untargeted"
     assert threat_setting({"norm": "bone-scale", "eps": 0.1, "targeted": True}) == "bone-scale eps=0.1, targeted"

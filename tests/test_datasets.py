@@ -16,11 +16,11 @@ import numpy as np
 import pytest
 import torch
 
-from robustbench_skel.cli import main
+from robustbench_skel.commands.cli import main
 from robustbench_skel.datasets.safe_pickle import load_pickle
 from robustbench_skel.errors import UserError
 from robustbench_skel.layout import HDM05_25, NTU25, NWUCLA20, OPENPOSE18
-from robustbench_skel.record import read_record
+from robustbench_skel.run.record import read_record
 from robustbench_skel.registry import DATASETS, VICTIMS
 
 from conftest import TinyVictim

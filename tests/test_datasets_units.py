@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from robustbench_skel.cli import main
+from robustbench_skel.commands.cli import main
 from robustbench_skel.datasets.units import body_extent_m, check_units
 from robustbench_skel.errors import UserError
-from robustbench_skel.runner import load_dataset
+from robustbench_skel.run.runner import load_dataset
 
 from conftest import TinyVictim, make_clips, write_npz
 

@@ -11,7 +11,7 @@ from torch import nn
 from robustbench_skel.handed import LabelOracle, QueryBudgetExceeded
 from robustbench_skel.layout import NTU25
 from robustbench_skel.registry import ATTACKS
-from robustbench_skel.runner import RunConfig, run_benchmark
+from robustbench_skel.run.runner import RunConfig, run_benchmark
 
 from conftest import make_clips, reachable
 
@@ -32,7 +32,7 @@ def test_decision_attack_holds_only_an_oracle(name, tmp_path, monkeypatch, train
 
     monkeypatch.setattr(cls, "run", run)
     victims = []
-    from robustbench_skel import runner
+    from robustbench_skel.run import runner
 
     original_load = runner.load_victim
     monkeypatch.setattr(runner, "load_victim", lambda *a, **k: victims.append(original_load(*a, **k)) or victims[-1])

@@ -266,8 +266,8 @@ def tiny_checkpoint(tmp_path):
 
 
 def test_defend_cli_writes_weights_that_load_and_resumes(tmp_path, tiny_checkpoint, monkeypatch, capsys):
-    from robustbench_skel import adversarial_training
-    from robustbench_skel.cli import main
+    from robustbench_skel.learn import adversarial_training
+    from robustbench_skel.commands.cli import main
 
     real_load = adversarial_training.load_dataset  # 64 clips per split keep the test fast
     monkeypatch.setattr(adversarial_training, "load_dataset", lambda *a: real_load(*a).subset(np.arange(64)))
@@ -278,16 +278,16 @@ def test_defend_cli_writes_weights_that_load_and_resumes(tmp_path, tiny_checkpoi
     assert straight.is_file() and "sha256" in capsys.readouterr().out
 
     out = tmp_path / "resumed.pt"
-    real_save = adversarial_training._save_atomic
+    real_save = adversarial_training.save_torch_atomic
 
     def save_then_stop(state, path):
         real_save(state, path)
         if path.name.endswith(".resume"):
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(adversarial_training, "_save_atomic", save_then_stop)
+    monkeypatch.setattr(adversarial_training, "save_torch_atomic", save_then_stop)
     assert main(common + ["--out", str(out)]) == 130
-    monkeypatch.setattr(adversarial_training, "_save_atomic", real_save)
+    monkeypatch.setattr(adversarial_training, "save_torch_atomic", real_save)
     assert main(common + ["--out", str(out), "--resume"]) == 0
     captured = capsys.readouterr()
     assert "resuming after epoch 1/2" in captured.out + captured.err
@@ -314,7 +314,7 @@ def shipped_entries() -> list[tuple[str, str, str]]:
 
 @pytest.mark.parametrize("victim,defense,dataset", shipped_entries())
 def test_shipped_defended_weights_load_and_match_their_card(victim, defense, dataset):
-    from robustbench_skel.runner import load_dataset
+    from robustbench_skel.run.runner import load_dataset
     from robustbench_skel.victim import load_victim
 
     data = load_dataset(dataset, "test", None)
@@ -329,7 +329,7 @@ def test_shipped_defended_weights_load_and_match_their_card(victim, defense, dat
 @pytest.mark.parametrize("victim,defense,dataset", shipped_entries()[:1])
 def test_shipped_defended_weights_refuse_another_victim_checkpoint(victim, defense, dataset):
     """Shipped defended weights were trained from the shipped victim; on your weights they would mislead."""
-    from robustbench_skel.runner import load_dataset
+    from robustbench_skel.run.runner import load_dataset
     from robustbench_skel.victim import load_victim, model_card
 
     data = load_dataset(dataset, "test", None)

@@ -13,15 +13,15 @@ from torch import nn
 import robustbench_skel.attacks.ifgsm  # noqa: F401  (registers the attacks)
 import robustbench_skel.attacks.tasar  # noqa: F401
 from robustbench_skel.attack import IterativeGradientAttack, parse_early_stop
-from robustbench_skel.bayes_diagnostic import degenerate_check
-from robustbench_skel.bayesian_heads import PARAM_NAMES, ReferenceSwagMoments, SwagMoments
+from robustbench_skel.learn.bayes_diagnostic import degenerate_check
+from robustbench_skel.learn.bayesian_heads import PARAM_NAMES, ReferenceSwagMoments, SwagMoments
 from robustbench_skel.budget import valid_mask
-from robustbench_skel.cli import main
+from robustbench_skel.commands.cli import main
 from robustbench_skel.errors import UserError
-from robustbench_skel.paired import PairedTable, compare_records, mcnemar_exact, newcombe_interval, versus_best
-from robustbench_skel.presets import apply_preset
+from robustbench_skel.board.paired import PairedTable, compare_records, mcnemar_exact, newcombe_interval, versus_best
+from robustbench_skel.run.presets import apply_preset
 from robustbench_skel.registry import ATTACKS
-from robustbench_skel.runner import RunConfig, with_transfer_step
+from robustbench_skel.run.runner import RunConfig, with_transfer_step
 from robustbench_skel.step_rule import mean_abs_normalize, step_summary
 
 from conftest import make_clips
@@ -219,7 +219,7 @@ def test_compare_builds_the_paired_table_and_refuses_records_that_do_not_pair(tm
 
 
 def test_transfer_matrix_states_its_step_rule_and_refuses_mixed_rules():
-    from robustbench_skel.transfer_matrix import _step_line
+    from robustbench_skel.commands.transfer_matrix import _step_line
 
     a, b = _record([True, False]), _record([False, False])
     assert _step_line([a, b]) == "step rule: sign, step 0.001 m, 10 iterations"

@@ -9,10 +9,10 @@ import torch.nn.functional as F
 
 import robustbench_skel.victims.ctrgcn  # noqa: F401  (registers the victims)
 import robustbench_skel.victims.frhead  # noqa: F401
-from robustbench_skel import training
+from robustbench_skel.learn import training
 from robustbench_skel.datasets.base import SkeletonDataset
 from robustbench_skel.layout import NTU25
-from robustbench_skel.training import TrainConfig, resume_path, train_victim, training_loss
+from robustbench_skel.learn.training import TrainConfig, resume_path, train_victim, training_loss
 from robustbench_skel.victim import create_victim, load_victim
 from robustbench_skel.victims.frhead_refinement import LEVELS, PrototypeContrast, split_training_state
 
@@ -187,14 +187,14 @@ def test_trained_frhead_saves_the_backbone_only_and_loads_strictly(tiny_training
 def test_resume_restores_the_heads_and_their_prototypes(tiny_training, tmp_path, monkeypatch):
     straight = train_victim(tiny_training(tmp_path / "straight.pt"), progress=False)
     out = tmp_path / "resumed.pt"
-    real_save = training._save_atomic
+    real_save = training.save_torch_atomic
 
     def save_then_die(state, path):
         real_save(state, path)
         raise KeyboardInterrupt
 
     with monkeypatch.context() as mp:
-        mp.setattr(training, "_save_atomic", save_then_die)
+        mp.setattr(training, "save_torch_atomic", save_then_die)
         with pytest.raises(KeyboardInterrupt):
             train_victim(tiny_training(out, resume=True), progress=False)
     state = torch.load(resume_path(out), weights_only=True)

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from conftest import make_clips
-from robustbench_skel.autobatch import resolve_batch_size
+from robustbench_skel.run.autobatch import resolve_batch_size
 from robustbench_skel.errors import UserError
-from robustbench_skel.runner import RunConfig, run_benchmark
+from robustbench_skel.run.runner import RunConfig, run_benchmark
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 

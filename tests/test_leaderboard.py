@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from robustbench_skel.board_robust import worst_case
+from robustbench_skel.board.robust import worst_case
 from robustbench_skel.errors import UserError
-from robustbench_skel.leaderboard import build_leaderboard, load_results, records_table
+from robustbench_skel.board.leaderboard import build_leaderboard, load_results, records_table
 from robustbench_skel.metrics import wilson_interval
-from robustbench_skel.record import write_record
+from robustbench_skel.run.record import write_record
 
 N = 10
 IDS = [f"S{i:03d}" for i in range(N)]
@@ -321,7 +321,7 @@ def test_load_results(board):
 
 
 def test_cli_options(board, tmp_path, capsys):
-    from robustbench_skel.cli import main
+    from robustbench_skel.commands.cli import main
 
     results, _, _ = board
     shutil.copytree(results / "runs", tmp_path / "runs")

@@ -11,10 +11,10 @@ from robustbench_skel.artefacts import ArtefactStore
 from robustbench_skel.attack import PrepareContext
 from robustbench_skel.handed import UnlabelledPool
 from robustbench_skel.layout import NTU25
-from robustbench_skel.manifold import load_or_train_manifold, manifold_config
+from robustbench_skel.learn.manifold import load_or_train_manifold, manifold_config
 from robustbench_skel.motion import MotionCoefficients
 from robustbench_skel.registry import ATTACKS
-from robustbench_skel.runner import RunConfig, run_benchmark
+from robustbench_skel.run.runner import RunConfig, run_benchmark
 
 from conftest import make_clips
 from conftest import reachable as reachable_in
@@ -54,7 +54,7 @@ def test_nobox_attack_is_handed_no_victim_and_no_labels(tmp_path, monkeypatch, t
     monkeypatch.setattr(cls, "run", run)
     monkeypatch.setattr(cls, "prepare", prepare)
     victims = []
-    from robustbench_skel import runner
+    from robustbench_skel.run import runner
 
     original_load = runner.load_victim
     monkeypatch.setattr(runner, "load_victim", lambda *a, **k: victims.append(original_load(*a, **k)) or victims[-1])
@@ -126,7 +126,7 @@ def test_manifold_is_deterministic_and_cached(tmp_path, monkeypatch):
     _, first = load_or_train_manifold(pool, config, ArtefactStore(tmp_path / "a"))
     _, again = load_or_train_manifold(pool, config, ArtefactStore(tmp_path / "b"))
     assert first["sha256"] == again["sha256"] and first["key"] == again["key"]
-    from robustbench_skel import manifold
+    from robustbench_skel.learn import manifold
 
     def no_training(*args, **kwargs):
         raise AssertionError("the manifold was trained again")
@@ -148,7 +148,7 @@ def test_bad_manifold_preset_is_a_user_error():
 
 
 def test_moco_queue_and_graph_encoder_train_and_cluster():
-    from robustbench_skel.manifold import train_manifold
+    from robustbench_skel.learn.manifold import train_manifold
 
     config = manifold_config("fast", **{**TINY, "queue": 16, "key_momentum": 0.9, "arch": "gcn", "optimizer": "sgd",
                                          "lr": 0.01, "lr_milestones": (1,)})

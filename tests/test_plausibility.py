@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from robustbench_skel.datasets.synth import generate_clips
-from robustbench_skel.evaluator import BudgetSpec, evaluate_attack, predict
+from robustbench_skel.run.evaluator import BudgetSpec, evaluate_attack, predict
 from robustbench_skel.layout import HDM05_25, NTU25, OPENPOSE18
 from robustbench_skel.plausibility import (
     ELBOW_HYPEREXTENSION_DEG, KNEE_HYPEREXTENSION_DEG, PLAUSIBILITY_METRICS, PLAUSIBILITY_TOLERANCES, plausibility,
@@ -226,10 +226,10 @@ def test_the_evaluator_puts_plausibility_into_the_record(tiny_victim, synth_clip
 def test_a_transfer_record_carries_plausibility_and_the_leaderboard_shows_it(tmp_path, trained_tiny_checkpoint):
     import copy
 
-    from robustbench_skel.leaderboard import build_leaderboard
-    from robustbench_skel.record import write_record
-    from robustbench_skel.report import format_run_summary
-    from robustbench_skel.runner import RunConfig, run_benchmark
+    from robustbench_skel.board.leaderboard import build_leaderboard
+    from robustbench_skel.run.record import write_record
+    from robustbench_skel.board.report import format_run_summary
+    from robustbench_skel.run.runner import RunConfig, run_benchmark
 
     config = RunConfig(victim="tiny-test-victim", checkpoint=str(trained_tiny_checkpoint), attack="ifgsm", eps=0.1, steps=3,
                        n_samples=8, batch_size=8, sanity_samples=0, device="cpu", results_dir=str(tmp_path),
@@ -256,7 +256,7 @@ def test_a_transfer_record_carries_plausibility_and_the_leaderboard_shows_it(tmp
 
 
 def test_reproducing_a_record_from_before_plausibility_is_no_difference():
-    from robustbench_skel.reproduce import compare_metrics
+    from robustbench_skel.commands.reproduce import compare_metrics
 
     old = {"metrics": {"linf_m": {"value": 0.01, "ci95": [0.01, 0.01], "max": 0.01, "n": 3}}, "flags": {}}
     new = {"metrics": {**old["metrics"], "plausible_share": {"value": 0.5, "ci95": [0.1, 0.9], "count": 1, "n": 2}},
@@ -269,7 +269,7 @@ def test_reproducing_a_record_from_before_plausibility_is_no_difference():
 def test_show_crosses_out_the_joint_under_the_floor():
     from types import SimpleNamespace
 
-    from robustbench_skel.show import _violating
+    from robustbench_skel.commands.show import _violating
 
     clean = standing()
     clean[0, 1, :, J("right_hand_tip"), 0] = 0.0

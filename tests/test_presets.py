@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 
 from conftest import make_clips, write_npz
-from robustbench_skel.cli import build_parser, run_config
+from robustbench_skel.commands.cli import build_parser, run_config
 from robustbench_skel.errors import UserError
-from robustbench_skel.presets import apply_preset
+from robustbench_skel.run.presets import apply_preset
 from robustbench_skel.registry import ATTACKS
-from robustbench_skel.runner import RunConfig, run_benchmark
-from robustbench_skel.sanity import converged, doubled_iterations
+from robustbench_skel.run.runner import RunConfig, run_benchmark
+from robustbench_skel.run.sanity import converged, doubled_iterations
 
 
 @pytest.mark.parametrize("base, doubled, n, passed", [

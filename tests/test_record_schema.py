@@ -17,10 +17,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from robustbench_skel.cli import main
+from robustbench_skel.commands.cli import main
 from robustbench_skel.errors import UserError
-from robustbench_skel.leaderboard import RECORD_NEEDS, load_results
-from robustbench_skel.record import read_record, write_record
+from robustbench_skel.board.leaderboard import RECORD_NEEDS, load_results
+from robustbench_skel.run.record import read_record, write_record
 
 REPO = Path(__file__).resolve().parent.parent
 IDS = ["S000", "S001", "S002"]

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import torch
 
-from robustbench_skel.cli import main
-from robustbench_skel.reproduce import compare_metrics
+from robustbench_skel.commands.cli import main
+from robustbench_skel.commands.reproduce import compare_metrics
 
 from conftest import TinyVictim
 

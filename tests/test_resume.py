@@ -14,11 +14,11 @@ from pathlib import Path
 import torch
 
 from conftest import make_clips
-from robustbench_skel.progress import BatchCheckpoint, progress_key
-from robustbench_skel.record import read_record
+from robustbench_skel.run.progress import BatchCheckpoint, progress_key
+from robustbench_skel.run.record import read_record
 from robustbench_skel.registry import ATTACKS
-from robustbench_skel.runner import RunConfig, run_benchmark
-from robustbench_skel.threats import attack_rows
+from robustbench_skel.run.runner import RunConfig, run_benchmark
+from robustbench_skel.run.crafting import attack_rows
 
 TESTS_DIR = Path(__file__).parent
 
@@ -88,7 +88,7 @@ def _launcher(tmp_path: Path) -> Path:
     """A script that registers the test victim (tests/conftest.py) and runs the CLI."""
     script = tmp_path / "launch.py"
     script.write_text(f"import sys\nsys.path.insert(0, {str(TESTS_DIR)!r})\nimport conftest  # noqa: F401\n"
-                      "from robustbench_skel.cli import main\nsys.exit(main(sys.argv[1:]))\n")
+                      "from robustbench_skel.commands.cli import main\nsys.exit(main(sys.argv[1:]))\n")
     return script
 
 

@@ -6,7 +6,7 @@ import torch
 
 from robustbench_skel.attack import Attack
 from robustbench_skel.registry import ATTACKS
-from robustbench_skel.sanity import run_sanity_checks, variant
+from robustbench_skel.run.sanity import run_sanity_checks, variant
 
 from conftest import make_clips
 
@@ -111,7 +111,7 @@ def test_re_runs_are_classified_by_the_evaluated_model(tiny_victim):
 
 
 def test_sanity_re_runs_resume_from_their_saved_batches(tiny_victim, tmp_path):
-    from robustbench_skel.progress import BatchCheckpoint
+    from robustbench_skel.run.progress import BatchCheckpoint
 
     x, y = _setup(tiny_victim)
     attack = ATTACKS.get("pgd")(eps=0.05, steps=10)

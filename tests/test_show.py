@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from robustbench_skel.adversarial_store import _toward_zero_float16
-from robustbench_skel.cli import main
-from robustbench_skel.plots_tradeoff import plot_tradeoff
+from robustbench_skel.run.adversarial_store import _toward_zero_float16
+from robustbench_skel.commands.cli import main
+from robustbench_skel.board.plots_tradeoff import plot_tradeoff
 
 
 def _run(capsys, *argv) -> tuple[int, str, str]:

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from robustbench_skel.cli import main
+from robustbench_skel.commands.cli import main
 from robustbench_skel.errors import UserError
-from robustbench_skel.record import read_record
-from robustbench_skel.sweep import load_grid, parse_grid, pending, run_sweep
+from robustbench_skel.run.record import read_record
+from robustbench_skel.commands.sweep import load_grid, parse_grid, pending, run_sweep
 
 TESTS_DIR = Path(__file__).parent
 

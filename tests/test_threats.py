@@ -9,13 +9,13 @@ import pytest
 import torch
 from torch import nn
 
-from robustbench_skel import threats
+from robustbench_skel.run import sanity, threats
 from robustbench_skel.artefacts import ArtefactStore, artefact_key
 from robustbench_skel.attack import Attack, ThreatModel, parse_early_stop
 from robustbench_skel.errors import UserError
 from robustbench_skel.handed import LabelOracle, QueryBudgetExceeded, SurrogateEnsemble, SurrogateInfo, UnlabelledPool
 from robustbench_skel.registry import ATTACKS
-from robustbench_skel.runner import RunConfig, run_benchmark
+from robustbench_skel.run.runner import RunConfig, run_benchmark
 
 from conftest import make_clips, reachable
 
@@ -47,7 +47,7 @@ class _Spy:
 def test_transfer_attack_is_handed_the_surrogates_and_never_the_victim(monkeypatch, tmp_path, trained_tiny_checkpoint):
     spy = _Spy(monkeypatch, "ifgsm")
     victims: list[nn.Module] = []
-    from robustbench_skel import runner
+    from robustbench_skel.run import runner
 
     original_load = runner.load_victim
 
@@ -92,7 +92,8 @@ def test_transfer_crafting_is_cached_and_shared_across_victims(monkeypatch, tmp_
         calls.append(attack.name)
         return original(attack, *args, **kwargs)
 
-    monkeypatch.setattr(threats, "attack_rows", counting)
+    monkeypatch.setattr(threats, "attack_rows", counting)  # the threat settings craft
+    monkeypatch.setattr(sanity, "attack_rows", counting)  # the sanity checks re-run (the white-box reference)
     config = _config(trained_tiny_checkpoint, results_dir=str(tmp_path), surrogates=["tiny-test-victim"],
                      surrogate_checkpoints=[str(trained_tiny_checkpoint)], sanity_samples=3)
     first = run_benchmark(config, write=False).record
@@ -261,7 +262,7 @@ def test_custom_loop_attacks_pay_one_pass_per_eot_draw(tiny_victim, name, option
 
 
 def test_autoattack_components_and_sanity_variants_keep_the_run_settings():
-    from robustbench_skel.sanity import doubled_iterations, variant
+    from robustbench_skel.run.sanity import doubled_iterations, variant
 
     cascade = ATTACKS.get("autoattack")(eps=0.01)
     pgd = ATTACKS.get("pgd")(eps=0.01)

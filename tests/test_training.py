@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from robustbench_skel import training
-from robustbench_skel.cli import main
-from robustbench_skel.training import TrainConfig, resume_path, train_victim
+from robustbench_skel.learn import training
+from robustbench_skel.commands.cli import main
+from robustbench_skel.learn.training import TrainConfig, resume_path, train_victim
 
 
 def _config(out, **overrides) -> TrainConfig:
@@ -17,7 +17,7 @@ def _config(out, **overrides) -> TrainConfig:
 
 def _interrupt_after_epochs(monkeypatch, epochs: int) -> None:
     """Make the run die (as a killed session would) right after the resume state of ``epochs`` is written."""
-    real_save, saves = training._save_atomic, []
+    real_save, saves = training.save_torch_atomic, []
 
     def save(state, path):
         real_save(state, path)
@@ -25,7 +25,7 @@ def _interrupt_after_epochs(monkeypatch, epochs: int) -> None:
         if len(saves) == epochs:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(training, "_save_atomic", save)
+    monkeypatch.setattr(training, "save_torch_atomic", save)
 
 
 def test_resumed_run_equals_uninterrupted_run(tmp_path, monkeypatch):

@@ -7,7 +7,7 @@ import torch
 
 import robustbench_skel.victims.sgn  # noqa: F401  (registers the victim)
 from robustbench_skel.layout import NTU25
-from robustbench_skel.profile import count_macs, count_parameters
+from robustbench_skel.learn.profile import count_macs, count_parameters
 from robustbench_skel.victim import create_victim, load_victim, model_card
 from robustbench_skel.victims.sgn import sgn_segment_indices, sgn_sequence
 

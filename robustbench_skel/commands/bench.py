@@ -1,0 +1,116 @@
+"""Speed benchmarks, reported as figures measured in one run (these machines are noisy: compare ratios).
+
+- Victims: forward and forward+backward (input gradient only, as attacks need) time per clip.
+- Attacks: the time of one attack iteration against one bare forward+backward pass of the model it
+  is handed (the victim, or the surrogates of a transfer attack) on the same batch (the overhead the
+  attack adds), and the effective iterations per sample when successful samples leave the batch.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..attack import Attack, IterativeGradientAttack, copy_run_settings
+
+__all__ = ["time_call", "VictimTiming", "time_victim", "AttackTiming", "time_attack"]
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_call(fn: Callable[[], object], device: torch.device, repeats: int = 3, warmup: int = 1) -> float:
+    """Median wall time of ``fn`` in seconds over ``repeats`` runs after ``warmup`` runs."""
+    for _ in range(warmup):
+        fn()
+    _sync(device)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        _sync(device)
+        times.append(time.perf_counter() - start)
+    return sorted(times)[len(times) // 2]
+
+
+def _forward_backward(model: nn.Module, x: torch.Tensor) -> Callable[[], None]:
+    def run() -> None:
+        xr = x.detach().requires_grad_(True)
+        (grad,) = torch.autograd.grad(model(xr).logsumexp(dim=1).sum(), xr)
+        del grad
+
+    return run
+
+
+@dataclass
+class VictimTiming:
+    batch_size: int
+    forward_ms_per_clip: float
+    forward_backward_ms_per_clip: float
+
+
+def time_victim(model: nn.Module, x: torch.Tensor, repeats: int = 3) -> VictimTiming:
+    """Per-clip forward and forward+backward times of ``model`` in eval mode on the batch ``x``."""
+    model.eval()
+    device = x.device
+
+    def forward() -> None:
+        with torch.no_grad():
+            model(x)
+
+    fwd = time_call(forward, device, repeats)
+    fwd_bwd = time_call(_forward_backward(model, x), device, repeats)
+    n = x.shape[0]
+    return VictimTiming(n, 1000 * fwd / n, 1000 * fwd_bwd / n)
+
+
+@dataclass
+class AttackTiming:
+    batch_size: int
+    steps: int
+    forward_backward_s: float  # one bare forward+backward of the victim on the batch
+    iteration_s: float  # one attack iteration on the full batch (nobody succeeds)
+    ratio: float  # iteration_s / forward_backward_s
+    effective_iterations_per_sample: float | None  # at the attack's own budget, with early stopping
+    attack_s: float  # the whole attack at its own budget on the batch
+
+
+def time_attack(attack: Attack, model: nn.Module, x: torch.Tensor, labels: torch.Tensor, targets: torch.Tensor | None = None,
+                repeats: int = 3, prepare: Callable[[Attack], object] | None = None) -> AttackTiming:
+    """Cost of one iteration of ``attack`` relative to a bare forward+backward pass, in one run.
+
+    ``model`` is what the attack is handed: the victim for a white-box attack, the surrogate
+    ensemble for a transfer attack (whose bare pass is then the surrogates'). An attack that trains
+    artefacts first is timed after ``prepare(attack_copy)`` readies the copy used for the timing
+    (``attack`` itself must be prepared by the caller). The per-iteration cost is measured with a
+    budget so small that no sample succeeds, so every iteration runs on the full batch; the
+    effective iterations per sample are then measured at the attack's own budget, where successful
+    samples leave the batch (unless the attack's ``early_stop`` is ``none``, as for transfer runs).
+    """
+    model.eval()
+    device = x.device
+    fwd_bwd = time_call(_forward_backward(model, x), device, repeats)
+    steps = getattr(attack, "steps", 1)
+    tiny = type(attack)(**{**attack.hyperparameters(), "eps": 1e-9, **({"step_size": 1e-10} if "step_size" in attack.hyperparameters() else {})})
+    copy_run_settings(attack, tiny)
+    if prepare is not None:
+        prepare(tiny)
+    full = time_call(lambda: tiny(model, x, labels, targets), device, repeats=max(1, repeats - 1))
+    # The loop evaluates steps+1 forwards and steps backwards; attribute the whole call to the steps.
+    iteration = full / max(steps, 1)
+    start = time.perf_counter()
+    attack(model, x, labels, targets)
+    _sync(device)
+    whole = time.perf_counter() - start
+    effective = float(attack.last_iterations.float().mean()) if attack.last_iterations is not None else None
+    return AttackTiming(x.shape[0], steps, fwd_bwd, iteration, iteration / fwd_bwd, effective, whole)
+
+
+def is_gradient_attack(attack: Attack) -> bool:
+    return isinstance(attack, IterativeGradientAttack)
