@@ -60,8 +60,7 @@ def class_stills_figure(path: Path, seed: int = 0) -> Path:
 
     from ..datasets import synth2
     from ..layout import NTU25
-
-    from .preflight import check_writable_file
+    from ..preflight import check_writable_file
 
     check_writable_file(path, "--out")  # before any work: a folder or a file in the way is refused
     path.parent.mkdir(parents=True, exist_ok=True)
