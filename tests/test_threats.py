@@ -71,9 +71,11 @@ def test_transfer_attack_is_handed_the_surrogates_and_never_the_victim(monkeypat
 
 
 def test_victim_as_its_own_surrogate_equals_the_white_box_run(tmp_path, trained_tiny_checkpoint):
-    white = run_benchmark(_config(trained_tiny_checkpoint, results_dir=str(tmp_path)), write=False).record
+    # The same step for both: transfer attacks share one step rule (eps/T), white-box I-FGSM steps 2.5 eps/T.
+    step = dict(step_size=0.02 / 3)
+    white = run_benchmark(_config(trained_tiny_checkpoint, results_dir=str(tmp_path), **step), write=False).record
     transfer = run_benchmark(_config(trained_tiny_checkpoint, results_dir=str(tmp_path), surrogates=["tiny-test-victim"],
-                                     surrogate_checkpoints=[str(trained_tiny_checkpoint)], early_stop="adversarial"),
+                                     surrogate_checkpoints=[str(trained_tiny_checkpoint)], early_stop="adversarial", **step),
                              write=False).record
     for key in ("success", "adv_pred", "clean_pred"):
         assert transfer["samples"][key] == white["samples"][key]
