@@ -93,10 +93,10 @@ def _clip_params(seed: int, subject: int, action: int, repetition: int) -> dict[
     name = SYNTH_ACTIONS[action]
     v = {
         "tempo": float(np.clip(who.tempo * rng.uniform(0.75, 1.25), 0.7, 1.4)),
-        "onset": rng.uniform(0.0, 10.0),  # idle frames before the action
+        "onset": rng.uniform(0.0, 18.0),  # idle frames before the action
         "offset": rng.uniform(0.0, 10.0),  # idle frames after it
         "amp": rng.uniform(0.7, 1.3),
-        "partial": float(rng.uniform() < 0.25),  # a half-hearted, smaller execution
+        "partial": float(rng.uniform() < 0.4),  # a half-hearted, smaller execution
         "phase": rng.uniform(0.0, 2 * np.pi),
         "cycles": rng.uniform(0.0, 1.0),
         "style": rng.uniform(-1.0, 1.0),
@@ -112,7 +112,7 @@ def _clip_params(seed: int, subject: int, action: int, repetition: int) -> dict[
         "idle_elbow_l": rng.uniform(0.0, 30.0), "idle_elbow_r": rng.uniform(0.0, 30.0),
     }
     if v["partial"]:
-        v["amp"] *= 0.65
+        v["amp"] *= 0.55
     v["sway"] = who.sway
     v["hx"], v["hy"], v["hz"] = who.habit  # where this performer habitually puts a hand, whatever the class
     return v
