@@ -201,3 +201,17 @@ def test_the_leaderboard_never_mixes_synth_versions(tmp_path):
     (runs / ("v2_" + committed[0].name)).write_text(json.dumps(newer))
     with pytest.raises(UserError, match="versions 1.0, 2.0"):
         build_leaderboard(tmp_path, formats="csv")
+
+
+def test_the_cache_is_keyed_by_the_generator_source_and_records_name_it(tmp_path, monkeypatch):
+    from robustbench_skel.datasets import synthetic
+    from robustbench_skel.runner import load_dataset
+
+    monkeypatch.setenv("ROBUSTBENCH_SKEL_CACHE", str(tmp_path))
+    data = load_dataset("synth2", "test", None)
+    digest = synthetic.generator_sha256()
+    assert data.describe()["notes"]["generator_sha256"] == digest
+    assert [p.name for p in tmp_path.glob("*.npz")] == [f"synth-v2.0-{digest[:12]}-seed0-test.npz"]
+    monkeypatch.setattr(synthetic, "generator_sha256", lambda: "f" * 64)  # as if the generator had changed
+    load_dataset("synth2", "test", None)
+    assert len(list(tmp_path.glob("*.npz"))) == 2

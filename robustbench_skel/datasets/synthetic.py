@@ -8,6 +8,7 @@ serves stale data.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from pathlib import Path
@@ -86,6 +87,17 @@ class SynthSource(DatasetSource):
         )
 
 
+def generator_sha256() -> str:
+    """sha256 of the synth 2.0 generator's source: a changed generator never serves a stale cache, and a
+    record says which generator made its clips."""
+    from . import synth_actions, synth_body, synth_sensor
+
+    digest = hashlib.sha256()
+    for module in (synth2, synth_actions, synth_body, synth_sensor):
+        digest.update(Path(module.__file__).read_bytes())
+    return digest.hexdigest()
+
+
 @DATASETS.register("synth2")
 class Synth2Source(DatasetSource):
     """``synth`` 2.0 under its preview name, while the victims are retrained on it.
@@ -110,7 +122,8 @@ class Synth2Source(DatasetSource):
             from ..errors import UserError
 
             raise UserError("dataset 'synth2' is generated, not read: drop --data-path or name your dataset with --dataset")
-        path = cache_dir() / f"synth-v{synth2.SYNTH_VERSION}-seed{self.seed}-{split}.npz"
+        generator = generator_sha256()
+        path = cache_dir() / f"synth-v{synth2.SYNTH_VERSION}-{generator[:12]}-seed{self.seed}-{split}.npz"
         arrays = None
         if path.is_file():
             try:
@@ -137,4 +150,5 @@ class Synth2Source(DatasetSource):
             sample_ids=tuple(str(s) for s in arrays["sample_ids"]),
             synthetic=True,
             source="synth 2.0 (procedural)",
+            notes={"generator_sha256": generator},
         )
