@@ -70,3 +70,21 @@ def test_default_victim_runs_end_to_end(tmp_path, capsys):
     assert record["victim"]["checkpoint_sha256"] == entry["sha256"] == files[0][2]
     assert record["victim"]["pretrained_on"] == "synth"
     assert record["dataset"]["synthetic"] is True
+
+
+SHIPPED_V2 = [name for name in VICTIMS.names() if "synth2" in model_card(name).get("pretrained", {})]
+
+
+@pytest.mark.parametrize("name", SHIPPED_V2)
+def test_shipped_synth2_weights_load_strictly_and_beat_chance(name):
+    """synth 2.0 weights (shipped as each victim is retrained): intact, strict-loading, well above chance."""
+    files, entry = pretrained_weights(name, "synth2")
+    for _, path, expected in files:
+        assert sha256_file(path) == expected
+    assert entry["dataset_version"] == "2.0" and 0.7 <= entry["clean_test_accuracy"] <= 0.95
+    test = load_dataset("synth2", "test", None)
+    victim = load_victim(name, test.num_classes, test.layout, "synth2").model  # strict load
+    subset = test.subset(_every_class(test.tensors()[1].numpy(), per_class=2))
+    x, y = subset.tensors()
+    accuracy = float((predict(victim, x, 32, "cpu") == y).float().mean())
+    assert accuracy >= 5.0 / test.num_classes, f"{name}: {accuracy:.3f}, chance is {1 / test.num_classes:.3f}"

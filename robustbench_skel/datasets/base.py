@@ -38,6 +38,12 @@ class SkeletonDataset:
     synthetic: bool = False
     source: str | None = None
     notes: dict = field(default_factory=dict)
+    weights_key: str | None = None  # the name shipped weights are filed under, when not ``name`` (a preview)
+
+    @property
+    def weights_name(self) -> str:
+        """The dataset name a victim card lists shipped weights under (``pretrained[...]``)."""
+        return self.weights_key or self.name
 
     def __post_init__(self) -> None:
         where = self.source or self.name

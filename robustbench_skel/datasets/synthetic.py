@@ -151,4 +151,5 @@ class Synth2Source(DatasetSource):
             synthetic=True,
             source="synth 2.0 (procedural)",
             notes={"generator_sha256": generator},
+            weights_key="synth2",  # shipped synth 2.0 weights sit beside the 1.0 ones until 2.0 becomes the default
         )
