@@ -343,3 +343,12 @@ def test_threat_setting_gives_metres_only_to_distance_budgets():
 
     assert threat_setting({"norm": "linf", "eps": 0.01, "targeted": False}) == "L-inf eps=0.01 m, untargeted"
     assert threat_setting({"norm": "bone-scale", "eps": 0.1, "targeted": True}) == "bone-scale eps=0.1, targeted"
+
+
+def test_usage_errors_name_the_program_once(capsys):
+    from robustbench_skel.commands.cli import main
+
+    assert main(["--bogus"]) == 2
+    assert "see `python -m robustbench_skel --help`" in capsys.readouterr().err
+    assert main(["list", "--bogus"]) == 2
+    assert "robustbench_skel robustbench_skel" not in capsys.readouterr().err

@@ -319,6 +319,11 @@ def test_load_results(board):
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "14"
 
+    from robustbench_skel.errors import UserError
+
+    with pytest.raises(UserError, match="no run records"):  # a mistyped path is not an empty benchmark
+        load_results(results / "no-such-folder")
+
 
 def test_cli_options(board, tmp_path, capsys):
     from robustbench_skel.commands.cli import main

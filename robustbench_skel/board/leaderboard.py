@@ -179,8 +179,11 @@ def _load(results_dir: str | Path, skip_invalid: bool = False) -> tuple[pd.DataF
 def load_results(path: str | Path = "results") -> pd.DataFrame:
     """Every record under ``path/runs/`` as one DataFrame row, oldest first, for notebooks: the columns
     of ``leaderboard.csv`` plus the threat-model ones (surrogates, pool, queries, defense kind, ...).
-    Unlike the leaderboard, nothing is de-duplicated; a record that breaks the schema is a UserError."""
+    Unlike the leaderboard, nothing is de-duplicated; a record that breaks the schema is a UserError, and so
+    is a path that holds no records (a mistyped path is not an empty benchmark)."""
     df, _, _ = _load(path)
+    if df.empty:
+        raise UserError(f"no run records in {str(Path(path) / 'runs')!r}; give the results folder that holds runs/*.json")
     return df.sort_values(["created", "record"]).reset_index(drop=True)
 
 

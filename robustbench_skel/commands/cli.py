@@ -19,7 +19,9 @@ class _Parser(argparse.ArgumentParser):
     """argparse, but a usage mistake is one line rather than the usage block."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        raise UserError(f"{message} (see `python -m robustbench_skel {self.prog.split()[-1]} --help`)")
+        words = self.prog.split()  # "robustbench_skel" for the program, "robustbench_skel run" for a command
+        command = f" {words[-1]}" if len(words) > 1 else ""
+        raise UserError(f"{message} (see `python -m robustbench_skel{command} --help`)")
 
 
 def _positive_int(text: str) -> int:
