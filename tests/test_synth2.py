@@ -215,3 +215,18 @@ def test_the_cache_is_keyed_by_the_generator_source_and_records_name_it(tmp_path
     monkeypatch.setattr(synthetic, "generator_sha256", lambda: "f" * 64)  # as if the generator had changed
     load_dataset("synth2", "test", None)
     assert len(list(tmp_path.glob("*.npz"))) == 2
+
+
+def test_the_committed_grids_parse():
+    """The grids later sessions (or a GPU) finish with ``sweep`` stay valid as the code moves on."""
+    from pathlib import Path
+
+    from robustbench_skel.commands.sweep import load_grid
+
+    grids = sorted((Path(__file__).resolve().parents[1] / "results" / "grids").glob("*.toml"))
+    assert any(p.name.startswith("synth2_") for p in grids)
+    for path in grids:
+        configs = load_grid(path).configs
+        assert configs, path.name
+        if path.name.startswith("synth2_"):
+            assert {c.dataset for c in configs} == {"synth2"} and {c.results_dir for c in configs} == {"results/synth2"}
