@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from ..atomic import write_atomic
 from ..layout import NTU25
 from ..registry import DATASETS
 from . import synth, synth2
@@ -28,16 +28,25 @@ def cache_dir() -> Path:
     return Path(root)
 
 
-def _write_atomic_npz(path: Path, **arrays: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+def _cached_split(path: Path, generate) -> dict[str, np.ndarray]:
+    """The split's arrays from the cache at ``path``, else ``generate()`` (a ``SynthClips``) written there.
+
+    A damaged cache is regenerated, not trusted; an unwritable one only costs regeneration next time.
+    """
+    if path.is_file():
+        try:
+            with np.load(path) as f:
+                return {k: f[k] for k in ("clips", "labels", "sample_ids")}
+        except Exception:
+            pass
+    data = generate()
+    arrays = {"clips": data.clips, "labels": data.labels, "sample_ids": np.array(data.sample_ids)}
     try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(path, lambda handle: np.savez(handle, **arrays), suffix=".npz")
+    except OSError:
+        pass
+    return arrays
 
 
 @DATASETS.register("synth")
@@ -58,20 +67,7 @@ class SynthSource(DatasetSource):
 
             raise UserError("dataset 'synth' is generated, not read: drop --data-path or name your dataset with --dataset")
         path = cache_dir() / f"synth-v{synth.SYNTH_VERSION}-seed{self.seed}-{split}.npz"
-        arrays = None
-        if path.is_file():
-            try:
-                with np.load(path) as f:
-                    arrays = {k: f[k] for k in ("clips", "labels", "sample_ids")}
-            except Exception:  # a damaged cache is regenerated, not trusted
-                arrays = None
-        if arrays is None:
-            data = synth.generate_split(split, seed=self.seed)
-            arrays = {"clips": data.clips, "labels": data.labels, "sample_ids": np.array(data.sample_ids)}
-            try:
-                _write_atomic_npz(path, **arrays)
-            except OSError:
-                pass  # an unwritable cache only costs regeneration next time
+        arrays = _cached_split(path, lambda: synth.generate_split(split, seed=self.seed))
         return SkeletonDataset(
             name="synth",
             version=synth.SYNTH_VERSION,
@@ -124,20 +120,7 @@ class Synth2Source(DatasetSource):
             raise UserError("dataset 'synth2' is generated, not read: drop --data-path or name your dataset with --dataset")
         generator = generator_sha256()
         path = cache_dir() / f"synth-v{synth2.SYNTH_VERSION}-{generator[:12]}-seed{self.seed}-{split}.npz"
-        arrays = None
-        if path.is_file():
-            try:
-                with np.load(path) as f:
-                    arrays = {k: f[k] for k in ("clips", "labels", "sample_ids")}
-            except Exception:  # a damaged cache is regenerated, not trusted
-                arrays = None
-        if arrays is None:
-            data = synth2.generate_split(split, seed=self.seed)
-            arrays = {"clips": data.clips, "labels": data.labels, "sample_ids": np.array(data.sample_ids)}
-            try:
-                _write_atomic_npz(path, **arrays)
-            except OSError:
-                pass  # an unwritable cache only costs regeneration next time
+        arrays = _cached_split(path, lambda: synth2.generate_split(split, seed=self.seed))
         return SkeletonDataset(
             name="synth",  # synth version 2.0: records name it so already, under its preview name too
             version=synth2.SYNTH_VERSION,
