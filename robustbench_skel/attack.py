@@ -396,6 +396,12 @@ class IterativeGradientAttack(Attack):
         return (grad / n, logits / n, clips) if n > 1 else (grad, logits, clips)
 
     def run(self, model, x, labels, targets, mask, generator):
+        """``steps`` forward+backward passes, as in the paper's loop; nothing else touches the model.
+
+        The last iterate is returned without a forward pass of its own: whoever asked for the attack
+        judges it (the runner's evaluator does), so ``last_ever_adversarial`` covers the iterates at
+        which a gradient was taken. The batch tensors are re-indexed only when samples leave it.
+        """
         n = x.shape[0]
         x_adv = x.clone()
         iterations = torch.zeros(n, dtype=torch.long, device=x.device)
@@ -404,16 +410,8 @@ class IterativeGradientAttack(Attack):
         variable = self.init_variable(x, mask, generator)
         state = self.init_state(x, mask, generator)
         plain = type(self).lookahead is IterativeGradientAttack.lookahead
-        for it in range(self.steps + 1):
-            m, xa, lab = mask[active], x[active], labels[active]
-            tgt = targets[active] if targets is not None else None
-            if it == self.steps:  # the last iterate: one more forward decides, no gradient needed
-                with torch.no_grad():
-                    clips = self.clips(xa, variable, m)
-                logits = self.eot_evaluate(model, clips, no_loss, need_grad=False)[0]  # averaged like every step's
-                ever[active] |= is_adversarial(logits, lab, tgt)
-                x_adv[active] = clips
-                break
+        m, xa, lab, tgt = mask, x, labels, targets
+        for it in range(self.steps):
             probe = variable if plain else self.project_variable(self.lookahead(variable, state), m)
             grad, logits, clips = self._averaged_gradient(model, xa, probe, m, lab, tgt, state)
             fooled = is_adversarial(logits, lab, tgt)
@@ -421,13 +419,19 @@ class IterativeGradientAttack(Attack):
             done = self._done(logits, lab, tgt, fooled)
             if done.any():
                 x_adv[active[done]] = clips[done]
+                iterations[active[done]] = it
                 keep = ~done
-                active, variable, grad, m = active[keep], variable[keep], grad[keep], m[keep]
+                active, variable, grad = active[keep], variable[keep], grad[keep]
+                m, xa, lab = m[keep], xa[keep], lab[keep]
+                tgt = tgt[keep] if tgt is not None else None
                 state = {k: v[keep] for k, v in state.items()}
                 if active.numel() == 0:
                     break
-            iterations[active] += 1
             variable = self.project_variable(self.update(variable, grad, m, state), m).detach()
+        else:  # the samples that never left: their last iterate, after every step
+            iterations[active] = self.steps
+            with torch.no_grad():
+                x_adv[active] = self.clips(xa, variable, m)
         self.last_iterations = iterations.cpu()
         self.last_ever_adversarial = ever.cpu()
         return x_adv

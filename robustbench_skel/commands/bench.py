@@ -4,20 +4,23 @@
 - Attacks: the time of one attack iteration against one bare forward+backward pass of the model it
   is handed (the victim, or the surrogates of a transfer attack) on the same batch (the overhead the
   attack adds), and the effective iterations per sample when successful samples leave the batch.
+- PGD against torchattacks' PGD (when torchattacks is installed): the same model, clips, steps and step
+  size, run alternately; the figure is the median of the per-pair time ratios.
 """
 
 from __future__ import annotations
 
+import importlib
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
 from ..attack import Attack, IterativeGradientAttack, copy_run_settings
 
-__all__ = ["time_call", "VictimTiming", "time_victim", "AttackTiming", "time_attack"]
+__all__ = ["time_call", "VictimTiming", "time_victim", "AttackTiming", "time_attack", "ParityTiming", "time_against_torchattacks"]
 
 
 def _sync(device: torch.device) -> None:
@@ -89,7 +92,8 @@ def time_attack(attack: Attack, model: nn.Module, x: torch.Tensor, labels: torch
     ensemble for a transfer attack (whose bare pass is then the surrogates'). An attack that trains
     artefacts first is timed after ``prepare(attack_copy)`` readies the copy used for the timing
     (``attack`` itself must be prepared by the caller). The per-iteration cost is measured with a
-    budget so small that no sample succeeds, so every iteration runs on the full batch; the
+    budget so small that no sample succeeds and early stopping off (a clip misclassified unattacked
+    would leave at once), so every iteration runs on the full batch; the
     effective iterations per sample are then measured at the attack's own budget, where successful
     samples leave the batch (unless the attack's ``early_stop`` is ``none``, as for transfer runs).
     """
@@ -99,6 +103,7 @@ def time_attack(attack: Attack, model: nn.Module, x: torch.Tensor, labels: torch
     steps = getattr(attack, "steps", 1)
     tiny = type(attack)(**{**attack.hyperparameters(), "eps": 1e-9, **({"step_size": 1e-10} if "step_size" in attack.hyperparameters() else {})})
     copy_run_settings(attack, tiny)
+    tiny.early_stop = "none"  # clips the victim already misclassifies would leave the batch at once
     if prepare is not None:
         prepare(tiny)
     full = time_call(lambda: tiny(model, x, labels, targets), device, repeats=max(1, repeats - 1))
@@ -114,3 +119,84 @@ def time_attack(attack: Attack, model: nn.Module, x: torch.Tensor, labels: torch
 
 def is_gradient_attack(attack: Attack) -> bool:
     return isinstance(attack, IterativeGradientAttack)
+
+
+@dataclass
+class ParityTiming:
+    """Our PGD against torchattacks' on the same work; ``ratios`` pair one call of each, run back to back."""
+
+    version: str
+    clock: str  # "process CPU time" on a CPU (other processes on a shared machine do not count), else "wall"
+    batch_size: int
+    steps: int
+    ours_s: list[float] = field(default_factory=list)
+    theirs_s: list[float] = field(default_factory=list)
+
+    @property
+    def ratios(self) -> list[float]:
+        return [a / b for a, b in zip(self.ours_s, self.theirs_s)]
+
+    @property
+    def median_ratio(self) -> float:
+        r = sorted(self.ratios)
+        return r[len(r) // 2]
+
+
+class _UnitBox(nn.Module):
+    """The model on clips mapped affinely into [0, 1]: torchattacks clamps every iterate to that box."""
+
+    def __init__(self, model: nn.Module, low: float, span: float) -> None:
+        super().__init__()
+        self.model, self.low, self.span = model, low, span
+
+    def forward(self, u: torch.Tensor) -> torch.Tensor:
+        return self.model(u * self.span + self.low)
+
+
+def torchattacks_version() -> str | None:
+    """The installed torchattacks' version, or None when it is not installed."""
+    try:
+        return importlib.import_module("torchattacks").__version__
+    except ImportError:
+        return None
+
+
+def time_against_torchattacks(attack: Attack, model: nn.Module, x: torch.Tensor, labels: torch.Tensor,
+                              repeats: int = 5) -> ParityTiming:
+    """Time ``attack`` (our ``pgd``) and ``torchattacks.PGD`` with the same steps, step size and random start.
+
+    Both are handed the same model wrapped to take clips scaled into [0, 1] (torchattacks' PGD clamps its
+    iterates to that box; coordinates in metres would be cut), with the budget scaled alike and so small
+    that no clip succeeds, and our early stopping off (a clip misclassified unattacked would leave the
+    batch at once): both do the same forward and backward passes and the ratio is the cost of the loop around them. Calls alternate, ours first, after
+    one warm-up call of each; on a CPU the clock is this process's CPU time, so that other jobs on a shared
+    machine slow neither side.
+    """
+    torchattacks = importlib.import_module("torchattacks")
+    model.eval()
+    device = x.device
+    low, span = float(x.min()) - 1.0, float(x.max() - x.min()) + 2.0
+    unit_model = _UnitBox(model, low, span).eval()
+    u = (x - low) / span
+    eps = 1e-9 / span
+    ours = type(attack)(**{**attack.hyperparameters(), "eps": eps, "step_size": 2.5 * eps / attack.steps})
+    copy_run_settings(attack, ours)
+    ours.early_stop = "none"  # the clips the victim misclassifies unattacked must not leave our batch either
+    theirs = torchattacks.PGD(unit_model, eps=eps, alpha=ours.step_size, steps=ours.steps, random_start=True)
+    clock = time.process_time if device.type == "cpu" else time.perf_counter
+
+    def timed(fn: Callable[[], object]) -> float:
+        _sync(device)
+        start = clock()
+        fn()
+        _sync(device)
+        return clock() - start
+
+    run_ours, run_theirs = (lambda: ours(unit_model, u, labels)), (lambda: theirs(u, labels))
+    timed(run_ours), timed(run_theirs)
+    result = ParityTiming(torchattacks.__version__, "process CPU time" if device.type == "cpu" else "wall",
+                          x.shape[0], ours.steps)
+    for _ in range(repeats):
+        result.ours_s.append(timed(run_ours))
+        result.theirs_s.append(timed(run_theirs))
+    return result

@@ -11,7 +11,7 @@ import torch
 
 from ..artefacts import ArtefactStore
 from ..attack import Attack, PrepareContext, ThreatModel
-from .bench import time_attack, time_victim
+from .bench import time_against_torchattacks, time_attack, time_victim, torchattacks_version
 from ..datasets import SkeletonDataset
 from ..errors import UserError
 from ..registry import VICTIMS
@@ -91,7 +91,7 @@ def bench_attack(attack_name: str, victim_name: str, batch_size: int, device_nam
         weights = "random weights (no synth weights ship)"
     t = time_attack(attack, victim, x, y, repeats=repeats)
     effective = "n/a" if t.effective_iterations_per_sample is None else f"{t.effective_iterations_per_sample:.2f} of {t.steps}"
-    return "\n".join([
+    lines = [
         f"{attack_name} ({attack.norm} eps={attack.eps:g}) on {victim_name} ({weights}), {_machine(device)}, torch {torch.__version__}, batch {x.shape[0]}",
         "",
         "| attack | victim | batch | fwd+bwd (s) | one iteration (s) | ratio | effective iterations/sample | whole attack (s) |",
@@ -99,7 +99,29 @@ def bench_attack(attack_name: str, victim_name: str, batch_size: int, device_nam
         f"| {attack_name} | {victim_name} | {x.shape[0]} | {t.forward_backward_s:.3f} | {t.iteration_s:.3f} | {t.ratio:.3f} | {effective} | {t.attack_s:.2f} |",
         "",
         f"ratio: {t.ratio:.2f}",
-    ])
+    ]
+    if attack_name == "pgd":
+        lines += ["", *_parity_lines(attack, victim, x, y, repeats)]
+    return "\n".join(lines)
+
+
+def _parity_lines(attack: Attack, victim: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, repeats: int) -> list[str]:
+    """Our PGD per iteration against torchattacks' on the same work, when torchattacks is installed."""
+    if torchattacks_version() is None:
+        return ["torchattacks not installed: no parity figure (pip install --no-deps torchattacks==3.5.1; see the README)"]
+    p = time_against_torchattacks(attack, victim, x, y, repeats=repeats)
+    per_iteration = lambda seconds: 1000 * sorted(seconds)[len(seconds) // 2] / p.steps  # noqa: E731
+    return [
+        f"PGD per iteration against torchattacks {p.version} PGD (same model, {p.batch_size} clips, {p.steps} steps, "
+        f"same step size and random start; {p.clock}, {len(p.ours_s)} alternating pairs):",
+        "",
+        "| | ours | torchattacks |",
+        "|---|---|---|",
+        f"| median per iteration (ms) | {per_iteration(p.ours_s):.1f} | {per_iteration(p.theirs_s):.1f} |",
+        "",
+        f"pair ratios (ours / torchattacks): {', '.join(f'{r:.3f}' for r in p.ratios)}",
+        f"ratio to torchattacks per iteration (median of pairs): {p.median_ratio:.3f}",
+    ]
 
 
 def _bench_transfer(attack: Attack, config: RunConfig, dataset: SkeletonDataset, x: torch.Tensor, y: torch.Tensor,
