@@ -173,9 +173,9 @@ def _run_arguments(options: dict[str, Any]) -> tuple[Any, list[str]]:
 
 
 def _word(value: Any) -> str:
-    """A value as the command line spells it (``repr`` of a float round-trips exactly)."""
+    """A value as the command line spells it (``repr`` of a float round-trips exactly; a numpy float is one)."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if value is None:
         return "none"
-    return repr(value) if isinstance(value, float) else str(value)
+    return repr(float(value)) if isinstance(value, float) else str(value)

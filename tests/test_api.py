@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -211,10 +212,10 @@ def test_benchmark_runs_exactly_what_the_command_runs(record, bench_dir, capsys)
 
 def test_benchmark_with_write_false_writes_nothing(tmp_path):
     out = tmp_path / "results"
-    record = rb.benchmark(victim=VICTIM, attack="fgsm", eps=0.01, n_samples=2, sanity_samples=0, device="cpu",
-                          results_dir=str(out), write=False, resume=False)
-    assert record["attack"]["name"] == "fgsm" and record["config"]["resume"] is False
-    assert "--no-resume" in record["command"]
+    record = rb.benchmark(victim=VICTIM, attack="fgsm", eps=np.float64(0.01), n_samples=2, sanity_samples=0,
+                          device="cpu", results_dir=str(out), write=False, resume=False)
+    assert record["attack"]["name"] == "fgsm" and record["attack"]["eps"] == 0.01
+    assert record["config"]["resume"] is False and "--no-resume" in record["command"]
     assert not out.exists() or not any(out.rglob("*.json"))
 
 
