@@ -2,7 +2,7 @@
 
 Layers, lowest first (README, "Architecture"): the contracts (top-level modules, with the dataset
 contract and sources under ``datasets/``), ``learn/`` (training helpers that plugins may use), the plugins
-(``attacks/``, ``defenses/``, ``victims/``), ``run/``, ``board/``, ``commands/`` (with ``__main__``). A module may import its own layer and the layers below it. The
+(``attacks/``, ``defenses/``, ``victims/``), ``run/``, ``board/``, ``commands/`` (with ``__main__`` and ``api``). A module may import its own layer and the layers below it. The
 graph is read with :mod:`ast` from the source, imports inside functions included, so nothing is run.
 """
 
@@ -21,8 +21,9 @@ GROUPS = {"attacks": "plugins", "defenses": "plugins", "victims": "plugins", "da
 
 # Imports that run from a lower layer to a higher one and stay, each with its reason (at most two).
 ALLOWED_UPWARD = {
-    # ``robustbench_skel.load_results`` is public API (README); the package imports it lazily, on first use.
-    ("robustbench_skel", "robustbench_skel.board.leaderboard"),
+    # The Python API (``robustbench_skel.load_victim``, ``benchmark``, ``load_results``, ...; README) is an
+    # entry point; the package imports it lazily, on first use of one of its names.
+    ("robustbench_skel", "robustbench_skel.api"),
 }
 
 
@@ -41,8 +42,8 @@ def modules() -> dict[str, Path]:
 def layer(module: str) -> str:
     """The layer of a dotted module name: its group folder's, else a contract."""
     parts = module.split(".")
-    if parts[1:] == ["__main__"]:
-        return "commands"  # ``python -m robustbench_skel`` is an entry point
+    if parts[1:] in (["__main__"], ["api"]):
+        return "commands"  # ``python -m robustbench_skel`` and the Python API are entry points
     return GROUPS.get(parts[1], "contracts") if len(parts) > 1 else "contracts"
 
 

@@ -205,6 +205,21 @@ def run_config(args: argparse.Namespace, **changes: object) -> "RunConfig":
     return RunConfig(**values)
 
 
+def run_configs(args: argparse.Namespace, write: bool = True) -> list["RunConfig"]:
+    """The configuration of every budget of a ``run`` command line (one per ``--eps`` value), every one of
+    them checked before the first runs; shared by ``run`` and the Python API's ``benchmark``."""
+    from ..run.record import new_run_id
+    from ..run.run_checks import validate_run_config
+
+    _refuse_ignored_options(args, bool(args.surrogate))
+    budgets = args.eps or [None]
+    sweep = {"id": new_run_id(), "eps": budgets} if len(budgets) > 1 else None
+    configs = [run_config(args, eps=eps, sweep=sweep) for eps in budgets]
+    for config in configs:
+        validate_run_config(config, write=write)
+    return configs
+
+
 def config_from_command(record: dict) -> "RunConfig":
     """The :class:`RunConfig` of an old record that has no ``config``, read back from its ``run`` command."""
     import shlex
@@ -332,27 +347,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from ..board.report import format_run_summary
+    from ..board.report import format_run_summary, format_sweep_summary
     from ..run.runner import run_benchmark
 
-    from ..run.record import new_run_id
-    from ..board.report import format_sweep_summary
-
-    from ..run.run_checks import validate_run_config
-
-    _refuse_ignored_options(args, bool(args.surrogate))
-    budgets = args.eps or [None]
-    sweep = {"id": new_run_id(), "eps": budgets} if len(budgets) > 1 else None
-    for eps in budgets:  # every budget's configuration is checked before the first one runs
-        validate_run_config(run_config(args, eps=eps, sweep=sweep))
+    configs = run_configs(args)
     results = []
-    for eps in budgets:
-        config = run_config(args, eps=eps, sweep=sweep)
+    for config in configs:
         result = run_benchmark(config, progress=sys.stderr.isatty())
         print(format_run_summary(result.record))
         print()
         results.append(result)
-    if sweep:
+    if len(configs) > 1:
         print(format_sweep_summary([r.record for r in results]))
     for result in results:
         print(result.path)

@@ -29,6 +29,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "environment",
     "write_record",
+    "as_json",
     "read_record",
     "iter_records",
     "scan_records",
@@ -93,6 +94,11 @@ def _jsonable(obj: Any) -> Any:
     if isinstance(obj, Path):
         return str(obj)
     return obj
+
+
+def as_json(record: dict) -> dict:
+    """The record as :func:`write_record` stores it: plain JSON types, NaN and Inf as ``null``."""
+    return _jsonable(record)
 
 
 def record_filename(record: dict) -> str:

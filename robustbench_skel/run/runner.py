@@ -171,8 +171,11 @@ def prepare_attack(config: RunConfig, progress: bool = False) -> list[dict[str, 
     return attack.prepare(setting.handed, PrepareContext(common.store, device, config.seed, progress, _prepare_command(config, threat)))
 
 
-def run_benchmark(config: RunConfig, progress: bool = False, write: bool = True) -> RunResult:
+def run_benchmark(config: RunConfig, progress: bool = False, write: bool = True, command: str | None = None) -> RunResult:
     """Run one victim x attack x defense x dataset configuration under its threat model and write its record.
+
+    ``command``: the command line the record names (default: this process's; the Python API passes the
+    equivalent ``run`` command).
 
     The whole configuration is checked first (:func:`validate_run_config`). A surrogate equal to the victim
     is allowed here (a transfer matrix's diagonal, a reference cell); the ``run`` command refuses it."""
@@ -276,7 +279,7 @@ def run_benchmark(config: RunConfig, progress: bool = False, write: bool = True)
         "schema_version": SCHEMA_VERSION,
         "run_id": new_run_id(),
         "created": utc_now(),
-        "command": command_line(),
+        "command": command or command_line(),
         "config": asdict(requested),  # the exact configuration, so `reproduce` re-runs it
         "victim": {
             "name": victim.name,
