@@ -248,3 +248,26 @@ def test_config_keys_are_the_run_settings_of_a_grid():
     from robustbench_skel.run.config import FILE_KEYS, RunConfig
 
     assert set(FILE_KEYS) == {f.name for f in fields(RunConfig)} - {"sweep"}
+
+
+def test_config_file_and_flags_merge_field_by_field(tmp_path):
+    from robustbench_skel.commands.cli import _run_settings
+
+    def settings(text: str, *flags: str):
+        config = tmp_path / "run.toml"
+        config.write_text(text)
+        argv = ["run", "--config", str(config), *flags]
+        return _run_settings(build_parser().parse_args(argv), argv)
+
+    values, budgets, _ = settings('dataset = "ntu60-xsub"\nsteps = 5\neps = [0.02, 0.01]\n'
+                                  'attack_options = { decay = 0.5, kernel = 3 }\n',
+                                  "--data-path", "x.npz", "--attack-opt", "decay=0.9")
+    assert (values["dataset"], values["data_path"], values["steps"]) == ("ntu60-xsub", "x.npz", 5)
+    assert budgets == [0.01, 0.02]  # a list of budgets in the file is a budget sweep, as --eps 0.01,0.02
+    assert values["attack_options"] == {"decay": 0.9, "kernel": 3}  # a flag overrides that option only
+    values, budgets, _ = settings('data_path = "x.npz"\neps = 0.02\n', "--eps", "0.03", "--dataset", "ntu60-xsub")
+    assert (values["dataset"], budgets) == ("ntu60-xsub", [0.03])
+    values, _, _ = settings('data_path = "x.npz"\n')
+    assert values["dataset"] == "npz"  # a data file without a dataset name, as on the command line
+    values, _, _ = settings('surrogates = "stgcn+ctrgcn"\nresume = false\n', "--seed", "3")
+    assert (values["surrogates"], values["resume"], values["seed"]) == (["stgcn", "ctrgcn"], False, 3)

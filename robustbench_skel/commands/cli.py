@@ -296,10 +296,7 @@ def _explicit_flags(argv: Sequence[str]) -> set[str]:
     for action in commands.choices["run"]._actions:
         action.default = argparse.SUPPRESS
     given = set(vars(parser.parse_args(list(argv)))) - {"command", "config"}
-    fields = {_FIELD_OF_FLAG.get(dest, dest) for dest in given}
-    if "data_path" in fields:  # --data-path alone means --dataset npz, as without a file
-        fields.add("dataset")
-    return fields
+    return {_FIELD_OF_FLAG.get(dest, dest) for dest in given}
 
 
 def _run_settings(args: argparse.Namespace, argv: Sequence[str]) -> tuple[dict[str, object], list, set[str]]:
@@ -314,10 +311,12 @@ def _run_settings(args: argparse.Namespace, argv: Sequence[str]) -> tuple[dict[s
     from_file = read_config_file(args.config)
     flags = _explicit_flags(argv)
     merged = {**values, **{k: v for k, v in from_file.items() if k != "eps"}}
-    if "data_path" in from_file and "dataset" not in from_file:
-        merged["dataset"] = "npz"
-    for name in flags - {"eps"}:
+    for name in flags - {"eps", "dataset"}:
         merged[name] = values[name]
+    if "dataset" in flags:
+        merged["dataset"] = args.dataset
+    elif "dataset" not in from_file:  # a data file without a dataset name is an npz, as without --config
+        merged["dataset"] = "npz" if merged["data_path"] else "synth"
     if "attack_options" in from_file and "attack_options" in flags:  # a flag overrides that option only
         merged["attack_options"] = {**from_file["attack_options"], **values["attack_options"]}
     if "eps" in from_file and "eps" not in flags:
