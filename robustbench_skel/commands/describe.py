@@ -25,7 +25,7 @@ def describe_dataset(name: str, out: str | Path | None = None, seed: int = 0, re
     source = DATASETS.get(name)  # a UserError naming the known datasets when unknown
     if name != "synth2":
         where = ("read from your files (--data-path)" if source.needs_path
-                 else "generated procedurally, no download; synth2 has the full card")
+                 else "generated procedurally; only synth2 has a full generated card")
         return f"{name}: {source.description}\n(no generated card: {where})", None
     from ..datasets import synth2
 
