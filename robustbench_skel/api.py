@@ -167,6 +167,7 @@ def _run_arguments(options: dict[str, Any]) -> tuple[Any, list[str]]:
         else:
             words += [flag, _word(value)]
     args = parser.parse_args(words)
+    args.argv = words  # as the CLI does: tells the options given from the defaults
     if attack_opt is not None:  # the Python values themselves, not their text read back
         args.attack_opt = attack_opt
     return args, words

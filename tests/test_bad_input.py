@@ -338,7 +338,7 @@ def _files(root: Path) -> dict[str, tuple[int, int]]:
 
 def _argv(argv: list[str], ws: Path) -> list[str]:
     out = [a.replace("{ws}", str(ws)) for a in argv]
-    if out and out[0] in ("run", "transfer", "prepare") and "--results-dir" not in out:
+    if out and out[0] in ("run", "transfer") and "--results-dir" not in out:  # prepare writes to the artefact cache
         out += ["--results-dir", str(ws / "results")]
     if out and out[0] in ("run", "transfer"):
         for flag, value in zip(QUICK[::2], QUICK[1::2]):

@@ -588,6 +588,9 @@ def test_cli_runs_on_every_reader(tmp_path, capsys, checkpoints):
         record = read_record(out.strip().splitlines()[-1])
         assert record["dataset"]["name"] == dataset and record["dataset"]["version"] == version
         assert record["dataset"]["synthetic"] is False and record["dataset"]["num_evaluated"] == n
+        unit = {"kinetics-skeleton": "frame units", "hdm05": "normalised units"}.get(dataset, "m")
+        assert record["dataset"]["coordinate_unit"] == record["attack"]["budget_unit"] == unit  # budgets are in the data's unit
+        assert f"eps=0.01 {unit}," in out
         assert len(record["samples"]["id"]) == n
 
 

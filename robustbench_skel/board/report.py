@@ -5,17 +5,24 @@ from __future__ import annotations
 import math
 from typing import Any
 
-__all__ = ["format_run_summary", "format_sweep_summary", "fmt_pct", "fmt_num", "threat_setting"]
+__all__ = ["format_run_summary", "format_sweep_summary", "format_successful_samples", "fmt_pct", "fmt_num",
+           "threat_setting"]
 
+# (label, metric, its scale in the data's unit, the unit shown): displacements are shown in cm when the data
+# is in metres ("m" below stands for the data's unit: the record's budget_unit, "frame units" for Kinetics).
 _IMPERCEPTIBILITY_ROWS = (
-    ("mean joint displacement", "mean_joint_displacement_cm", "cm"),
-    ("max joint displacement", "max_joint_displacement_cm", "cm"),
-    ("L-inf", "linf_m", "m"),
-    ("L2 (RMS per coordinate)", "l2_rms_m", "m"),
-    ("bone-length deviation", "bone_length_deviation", "%"),
-    ("acceleration deviation", "acceleration_deviation", "m/s^2"),
-    ("jerk deviation", "jerk_deviation", "m/s^3"),
+    ("mean joint displacement", "mean_joint_displacement_cm", 0.01, "m"),
+    ("max joint displacement", "max_joint_displacement_cm", 0.01, "m"),
+    ("L-inf", "linf_m", 1.0, "m"),
+    ("L2 (RMS per coordinate)", "l2_rms_m", 1.0, "m"),
+    ("bone-length deviation", "bone_length_deviation", 1.0, "%"),
+    ("acceleration deviation", "acceleration_deviation", 1.0, "m/s^2"),
+    ("jerk deviation", "jerk_deviation", 1.0, "m/s^3"),
 )
+# Measures whose per-sample values are counts: their worst case is a whole number.
+_COUNT_UNITS = ("pair-frames",)
+# Sample ids printed after a run (the record holds them all).
+_SHOWN_IDS = 8
 
 _PLAUSIBILITY_ROWS = (
     ("joint-angle excess", "joint_angle_excess_deg", "deg"),
@@ -43,8 +50,43 @@ def fmt_num(x: float | None, unit: str = "") -> str:
 def threat_setting(attack: dict[str, Any]) -> str:
     norm = {"linf": "L-inf", "l2": "L2"}.get(attack.get("norm"), attack.get("norm"))
     mode = "targeted" if attack.get("targeted") else "untargeted"
-    unit = " m" if attack.get("norm") in ("linf", "l2") else ""  # bone-scale: a relative length change
+    # in the data's unit (metres, or e.g. Kinetics' frame units); bone-scale: a relative length change
+    unit = f" {attack.get('budget_unit') or 'm'}" if attack.get("norm") in ("linf", "l2") else ""
     return f"{norm} eps={attack['eps']:g}{unit}, {mode}"
+
+
+def _quantity(x: float | None, unit: str = "") -> str:
+    """A measured value for people: three significant digits, whole numbers from 100 up (no 1.4e+03)."""
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "n/a"
+    if unit == "%":
+        return f"{100 * x:.2f}%"
+    text = f"{x:,.0f}" if abs(x) >= 100 else f"{x:.3g}"
+    return f"{text} {unit}".strip()
+
+
+def _times(factor: float, value: float | None) -> float | None:
+    return None if value is None else factor * value
+
+
+def _display_unit(data_unit: str, unit: str, scale: float) -> tuple[str, float]:
+    """The unit to show a measure in and the factor from its recorded value: cm for a displacement on data in
+    metres, else the data's own unit (``m`` in ``unit`` stands for the data's unit)."""
+    if not (unit == "m" or unit.startswith("m/")):
+        return unit, 1.0
+    if data_unit == "m":
+        return (("cm", 100 * scale) if unit == "m" else (unit, scale))
+    return unit.replace("m", data_unit, 1), scale
+
+
+def _measure_line(label: str, m: dict[str, Any], unit: str, factor: float = 1.0, count: bool = False) -> str:
+    """Mean [95% CI], worst; a measure equal on every example is one value (no interval of a constant)."""
+    value, lo, hi, worst = (_times(factor, v) for v in (m["value"], *m["ci95"], m["max"]))
+    if value is not None and lo is not None and hi is not None and hi - lo <= 1e-9 * max(1.0, abs(value)) \
+            and worst is not None and abs(worst - value) <= 1e-9 * max(1.0, abs(value)):
+        return f"{label:<26}{_quantity(value, unit):>14}  (every example)"
+    worst_text = f"{worst:.0f} {unit}" if count and worst is not None else _quantity(worst, unit)
+    return f"{label:<26}{_quantity(value, unit):>14}  [{_quantity(lo, unit)}, {_quantity(hi, unit)}]  worst {worst_text}"
 
 
 def _proportion_line(label: str, m: dict[str, Any]) -> str:
@@ -80,10 +122,8 @@ def _plausibility_lines(metrics: dict[str, Any]) -> list[str]:
         m = metrics.get(f"plausibility_{key}")
         if m is None:
             continue
-        lo, hi = m["ci95"]
-        tol = "" if m.get("tolerance") is None else f" (tol. {fmt_num(m['tolerance'], unit)})"
-        lines.append(f"    {label:<26}{fmt_num(m['value'], unit):>14}  [{fmt_num(lo, unit)}, {fmt_num(hi, unit)}]"
-                     f"  worst {fmt_num(m['max'], unit)}{tol}")
+        tol = "" if m.get("tolerance") is None else f" (tol. {_quantity(m['tolerance'], unit)})"
+        lines.append("    " + _measure_line(label, m, unit, count=unit in _COUNT_UNITS) + tol)
     for name, reason in (metrics.get("plausibility_skipped") or {}).items():
         lines.append(f"    {name}: not measured ({reason})")
     if share.get("not_measured"):
@@ -110,9 +150,13 @@ def format_run_summary(record: dict[str, Any]) -> str:
         lines.append(_proportion_line("success on the surrogate", metrics["surrogate_success_rate"]))
     if "reference_success_rate" in metrics:
         lines.append(_proportion_line("reference success", metrics["reference_success_rate"]))
+    data_unit = ds.get("coordinate_unit") or "m"
     step = attack.get("step")
     if step:
-        lines.append(f"  step rule: {step['rule']}, step {step['size']:g} m, {step['iterations']} iterations"
+        distance = attack.get("norm") in ("linf", "l2")
+        step_unit, step_factor = _display_unit(attack.get("budget_unit") or "m", "m", 1.0) if distance else ("", 1.0)
+        lines.append(f"  step rule: {step['rule']}, step {_quantity(step_factor * step['size'], step_unit)}, "
+                     f"{step['iterations']} iterations"
                      + (f" (preset {record['preset']})" if record.get("preset") else ""))
     if "bayesian_diagnostic" in metrics:
         d = metrics["bayesian_diagnostic"]
@@ -122,10 +166,9 @@ def format_run_summary(record: dict[str, Any]) -> str:
         q = metrics["queries"]
         lines.append(f"  queries per attacked sample: mean {q['value']:.0f}, median {q['median']:.0f}, max {q['max']:.0f}")
     lines.append("  imperceptibility of the successful examples: mean [95% CI], worst")
-    for label, key, unit in _IMPERCEPTIBILITY_ROWS:
-        m = metrics[key]
-        lo, hi = m["ci95"]
-        lines.append(f"    {label:<26}{fmt_num(m['value'], unit):>14}  [{fmt_num(lo, unit)}, {fmt_num(hi, unit)}]  worst {fmt_num(m['max'], unit)}")
+    for label, key, scale, unit in _IMPERCEPTIBILITY_ROWS:
+        shown, factor = _display_unit(data_unit, unit, scale)
+        lines.append("    " + _measure_line(label, metrics[key], shown, factor))
     lines += _plausibility_lines(metrics)
     wb, fin = metrics["within_budget"], metrics["finite"]
     lost = metrics.get("lost_successes", {}).get("value")
@@ -150,12 +193,32 @@ def format_run_summary(record: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def format_successful_samples(record: dict[str, Any], path: Any = None) -> str:
+    """The ids of the successful examples (the first few) and where to find all of them, for ``show``."""
+    samples = record.get("samples") or {}
+    ids = [i for i, ok in zip(samples.get("id", []), samples.get("success", [])) if ok]
+    attacked = sum(1 for a in samples.get("attacked", []) if a)
+    where = f"{path}" if path else "the record"
+    if not ids:
+        return f"  successful examples: none of the {attacked} attacked"
+    shown = ", ".join(ids[:_SHOWN_IDS]) + (f", ... ({len(ids) - _SHOWN_IDS} more)" if len(ids) > _SHOWN_IDS else "")
+    lines = [f"  successful examples ({len(ids)} of {attacked} attacked): {shown}",
+             f"    all of them: samples.id where samples.success is true in {where}"]
+    record_arg = path or "RECORD"
+    if record.get("adversarial"):
+        lines.append(f"    see one: python -m robustbench_skel show {record_arg} --sample {ids[0]}")
+    else:
+        lines.append("    to animate one with `python -m robustbench_skel show RECORD --sample ID`, run with --save-adversarial")
+    return "\n".join(lines)
+
+
 def format_sweep_summary(records: list[dict[str, Any]]) -> str:
     """Success against budget for the records of one sweep."""
     first = records[0]
-    unit = first["attack"].get("budget_unit", "m")
+    unit = first["attack"].get("budget_unit") or "m"
+    disp_unit, disp_factor = _display_unit(unit, "m", 0.01)
     lines = [f"budget sweep: {first['victim']['name']} vs {first['attack']['name']} on {first['dataset']['name']}",
-             f"  {'eps (' + unit + ')':>12}  {'success':>8}  95% CI            mean disp. (cm)"]
+             f"  {'eps (' + unit + ')':>12}  {'success':>8}  95% CI            mean disp. ({disp_unit})"]
     previous = None
     for r in records:
         m = r["metrics"]["attack_success_rate"]
@@ -163,7 +226,7 @@ def format_sweep_summary(records: list[dict[str, Any]]) -> str:
         note = "  <- lower than at the smaller budget" if previous is not None and m["value"] < previous else ""
         lines.append(
             f"  {r['attack']['eps']:>12g}  {fmt_pct(m['value']):>8}  [{fmt_pct(lo)}, {fmt_pct(hi)}]"
-            f"  {fmt_num(r['metrics']['mean_joint_displacement_cm']['value']):>10}{note}"
+            f"  {_quantity(_times(disp_factor, r['metrics']['mean_joint_displacement_cm']['value'])):>10}{note}"
         )
         previous = m["value"]
     return "\n".join(lines)

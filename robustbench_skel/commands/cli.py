@@ -1,4 +1,4 @@
-"""Command line: ``python -m robustbench_skel {run,train,list,leaderboard}``.
+"""Command line: ``python -m robustbench_skel {run,transfer,sweep,info,leaderboard,...}``.
 
 Bad input ends with one line ``error: ...`` on stderr and exit status 2; Ctrl-C ends with status 130
 and leaves no partial record.
@@ -12,16 +12,31 @@ from collections.abc import Sequence
 
 from ..errors import UserError
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "PROG"]
+
+PROG = "python -m robustbench_skel"  # how users start the program: the name every usage line and message gives
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse, but a usage mistake is one line rather than the usage block."""
+    """argparse, but a usage mistake is one line rather than the usage block, and a flag must be spelt out
+    (``transfer --victim`` would otherwise pass as an abbreviation of ``--victims``)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        words = self.prog.split()  # "robustbench_skel" for the program, "robustbench_skel run" for a command
-        command = f" {words[-1]}" if len(words) > 1 else ""
-        raise UserError(f"{message} (see `python -m robustbench_skel{command} --help`)")
+        # self.prog is PROG for the program and "PROG run" for a command (argparse builds it from the parent's)
+        raise UserError(f"{message} (see `{self.prog} --help`)")
+
+    def parse_known_args(self, args=None, namespace=None):  # type: ignore[override]
+        """Name the command in "unrecognized arguments" (the top-level parser reports them, not the command's)."""
+        parsed, extras = super().parse_known_args(args, namespace)
+        if extras and self.prog == PROG and getattr(parsed, "command", None):
+            hint = ("; transfer evaluates every victim named by --victims NAME[,NAME...]"
+                    if parsed.command == "transfer" and "--victim" in extras else "")
+            raise UserError(f"unrecognized arguments: {' '.join(extras)}{hint} (see `{PROG} {parsed.command} --help`)")
+        return parsed, extras
 
 
 def _positive_int(text: str) -> int:
@@ -102,57 +117,94 @@ def _positive_int_or(word: str):
     return parse
 
 
-def _add_common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--victim", default="stgcn", help="victim recognizer (see `list`); default stgcn")
-    p.add_argument("--dataset", default=None, help="dataset name (see `list`); default synth, or npz with --data-path")
-    p.add_argument("--data-path", default=None, help="your data file or folder")
+def _add_victim(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--victim", default="stgcn", help="victim recognizer (see `list`, `info NAME`); default stgcn")
+
+
+def _add_data(p: argparse.ArgumentParser, split: bool = True, unit: bool = True) -> None:
+    """Which clips: the dataset, the user's file, and (for attacks) the split and the file's unit."""
+    group = p.add_argument_group("data")
+    group.add_argument("--dataset", default=None,
+                       help="dataset name (see `list`, `info NAME`); default synth, or npz with --data-path")
+    group.add_argument("--data-path", default=None, help="your data file or folder")
+    if split:
+        group.add_argument("--split", default=None, help="dataset split (default test)")
+    if unit:
+        group.add_argument("--unit", default="m", choices=("m", "cm", "mm"),
+                           help="unit of the data file's coordinates (default m); cm and mm are converted to metres")
+
+
+def _add_machine(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, or cuda[:N]")
     p.add_argument("--seed", type=int, default=0, help="seed of every random choice (default 0)")
 
 
-def _add_attack_args(p: argparse.ArgumentParser) -> None:
-    """What configures an attack run, shared by ``run``, ``transfer`` and ``prepare``."""
-    p.add_argument("--attack", default="pgd", help="attack name (see `list`); default pgd")
-    p.add_argument("--defense", default=None, help="defense name (see `list`)")
-    p.add_argument("--defense-checkpoint", default=None, help="your defended weights for a training-time --defense")
-    p.add_argument("--split", default=None, help="dataset split (default test)")
-    p.add_argument("--eps", type=_eps_values, default=None,
-                   help="budget in metres (default: the attack's); a list 0.005,0.01,0.02 or range 0.005:0.02:4 sweeps")
-    p.add_argument("--steps", type=_positive_int, default=None, help="iterations (default: the attack's)")
-    p.add_argument("--step-size", type=_positive_float, default=None, help="step in metres (default 2.5*eps/steps)")
-    p.add_argument("--targeted", action="store_true", help="aim at a random class other than the true one (seeded)")
-    p.add_argument("--attack-opt", type=_attack_option, action="append", default=[], metavar="KEY=VALUE",
-                   help="an attack-specific hyperparameter, e.g. --attack-opt decay=0.5 (repeatable; see `list`)")
-    p.add_argument("--early-stop", default=None, metavar="RULE",
-                   help="when a sample stops: adversarial (on the handed model; white-box default), none (transfer and "
-                        "no-box default: every iteration runs), batch (the whole batch stops once the handed model "
-                        "misclassifies all of it), or margin=K (a logit margin of K on the handed model)")
-    # None = not given (the RunConfig default applies): an option given where it does not apply is refused.
-    p.add_argument("--nobox-pool", default=None, choices=("train", "test"),
-                   help="no-box: the split whose clips, labels removed, the attacker learns from (default train)")
-    p.add_argument("--queries", type=_positive_int, default=None, help="decision-based: query budget per sample (default 1000)")
-    p.add_argument("--eot-samples", type=_positive_int, default=None,
-                   help="random draws averaged per gradient against a randomized defense (EOT; default 8)")
-    p.add_argument("--n-samples", type=_positive_int_or("all"), default=64,
-                   help="test samples to evaluate, or 'all' for every clip of the split (default 64)")
+def _add_common(p: argparse.ArgumentParser) -> None:
+    """What ``train`` and ``defend`` share: the victim, its data, the device and the seed."""
+    _add_victim(p)
+    _add_data(p, split=False, unit=False)
+    _add_machine(p)
+
+
+def _add_attack_choice(p: argparse.ArgumentParser) -> argparse._ArgumentGroup:
+    group = p.add_argument_group("attack")
+    group.add_argument("--attack", default="pgd", help="attack name (see `list`, `info NAME`); default pgd")
+    group.add_argument("--attack-opt", type=_attack_option, action="append", default=[], metavar="KEY=VALUE",
+                       help="an attack-specific hyperparameter, e.g. --attack-opt decay=0.5 (repeatable); "
+                            "`python -m robustbench_skel info ATTACK` lists them with their defaults")
+    return group
+
+
+def _add_budget(group: argparse._ArgumentGroup) -> None:
+    """The budget and the iterations: what an attack run and a transfer matrix share."""
+    group.add_argument("--eps", type=_eps_values, default=None,
+                       help="budget in the data's unit, metres for the built-in datasets (default: the attack's); "
+                            "a list 0.005,0.01,0.02 or range 0.005:0.02:4 sweeps")
+    group.add_argument("--steps", type=_positive_int, default=None, help="iterations (default: the attack's)")
+    group.add_argument("--step-size", type=_positive_float, default=None,
+                       help="step in the budget's unit (default 2.5*eps/steps)")
+    group.add_argument("--targeted", action="store_true", help="aim at a random class other than the true one (seeded)")
+    group.add_argument("--early-stop", default=None, metavar="RULE",
+                       help="when a sample stops: adversarial (on the handed model; white-box default), none (transfer and "
+                            "no-box default: every iteration runs), batch (the whole batch stops once the handed model "
+                            "misclassifies all of it), or margin=K (a logit margin of K on the handed model)")
+
+
+def _add_defense(p: argparse.ArgumentParser) -> None:
+    group = p.add_argument_group("defense")
+    group.add_argument("--defense", default=None, help="defense name (see `list`, `info NAME`)")
+    group.add_argument("--defense-checkpoint", default=None, help="your defended weights for a training-time --defense")
+
+
+def _add_evaluation(p: argparse.ArgumentParser) -> None:
+    """How a run evaluates and where its record goes: ``run`` and ``transfer``."""
+    group = p.add_argument_group("evaluation and output")
+    group.add_argument("--n-samples", type=_positive_int_or("all"), default=64,
+                       help="test samples to evaluate, or 'all' for every clip of the split (default 64)")
+    _add_batch_size(group)
+    group.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
+                       help="continue from the last batch an interrupted identical run finished (default; its progress is "
+                            "in RESULTS_DIR/.progress/ until the record is written); --no-resume starts afresh")
+    group.add_argument("--preset", default=None, choices=("standard", "tasar-paper"),
+                       help="a named, pinned evaluation: standard = autoattack (skel-aa-v1) on the full test split; "
+                            "tasar-paper = the TASAR reference code's transfer protocol (200 mean-abs steps of eps, batch "
+                            "early stop; see robustbench_skel/run/presets.py)")
+    group.add_argument("--amp", action="store_true",
+                       help="bfloat16 autocast for the attack's forward and backward passes (the evaluator stays float32)")
+    group.add_argument("--sanity-samples", type=_non_negative_int, default=16,
+                       help="attacked samples re-attacked for the sanity checks (default 16; 0 skips them)")
+    group.add_argument("--save-adversarial", action="store_true",
+                       help="store the attacked clips' perturbations in RESULTS_DIR/adversarial/ (for `show`)")
+    _add_results_dir(group)
+
+
+def _add_batch_size(p) -> None:
     p.add_argument("--batch-size", type=_positive_int_or("auto"), default=32,
                    help="clips per batch, or 'auto': the largest power of two that fits on the GPU, 32 on a CPU (default 32)")
-    p.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
-                   help="continue from the last batch an interrupted identical run finished (default; its progress is "
-                        "in RESULTS_DIR/.progress/ until the record is written); --no-resume starts afresh")
-    p.add_argument("--preset", default=None, choices=("standard", "tasar-paper"),
-                   help="a named, pinned evaluation: standard = autoattack (skel-aa-v1) on the full test split; "
-                        "tasar-paper = the TASAR reference code's transfer protocol (200 mean-abs steps of eps, batch "
-                        "early stop; see robustbench_skel/run/presets.py)")
-    p.add_argument("--amp", action="store_true",
-                   help="bfloat16 autocast for the attack's forward and backward passes (the evaluator stays float32)")
-    p.add_argument("--results-dir", default="results", help="where records go (default results/)")
-    p.add_argument("--sanity-samples", type=_non_negative_int, default=16,
-                   help="attacked samples re-attacked for the sanity checks (default 16; 0 skips them)")
-    p.add_argument("--save-adversarial", action="store_true",
-                   help="store the attacked clips' perturbations in results/adversarial/ (for `show`)")
-    p.add_argument("--unit", default="m", choices=("m", "cm", "mm"),
-                   help="unit of the data file's coordinates (default m); cm and mm are converted to metres")
+
+
+def _add_results_dir(p, default: str | None = "results", help: str = "where records go (default results/)") -> None:
+    p.add_argument("--results-dir", default=default, help=help)
 
 
 def _names(text: str | None) -> list[str] | None:
@@ -163,60 +215,135 @@ def _given(value: object, default: object) -> object:
     return default if value is None else value
 
 
-def _refuse_ignored_options(args: argparse.Namespace, surrogates: bool) -> None:
-    """An option that the attack's threat model (or the defense) would ignore is an error, not a silent no-op."""
+# The RunConfig field each flag sets, where the names differ (--surrogate sets surrogates, ...).
+_FIELD_OF_FLAG = {"surrogate": "surrogates", "surrogate_checkpoint": "surrogate_checkpoints",
+                  "attack_opt": "attack_options", "queries": "max_queries"}
+# Options that apply to one threat model only; given elsewhere they are refused (see _refuse_ignored_options).
+_THREAT_ONLY = ("max_queries", "nobox_pool", "eot_samples")
+
+
+def _refuse_ignored_options(attack: str, defense: str | None, surrogates: bool, given: set[str]) -> None:
+    """An option that the attack's threat model (or the defense) would ignore is an error, not a silent no-op.
+
+    ``given`` holds the RunConfig fields the user set (on the command line or in the ``--config`` file)."""
     from ..attack import ThreatModel
     from ..registry import ATTACKS, DEFENSES
 
-    declared = ATTACKS.get(args.attack).threat_model
+    declared = ATTACKS.get(attack).threat_model
     threat = ThreatModel.TRANSFER if surrogates and declared is ThreatModel.WHITE_BOX else declared
-    if args.queries is not None and threat is not ThreatModel.DECISION_BASED:
-        raise UserError(f"--queries is a decision-based attack's query budget, but {args.attack!r} is {threat.value}: "
-                        "it would be ignored; drop --queries")
-    if args.nobox_pool is not None and threat is not ThreatModel.NO_BOX:
-        raise UserError(f"--nobox-pool chooses a no-box attack's clips, but {args.attack!r} is {threat.value}: "
+    if "max_queries" in given and threat is not ThreatModel.DECISION_BASED:
+        raise UserError(f"--queries is a decision-based attack's query budget, but {attack!r} is {threat.value}: "
+                        "it would be ignored; drop --queries (max_queries)")
+    if "nobox_pool" in given and threat is not ThreatModel.NO_BOX:
+        raise UserError(f"--nobox-pool chooses a no-box attack's clips, but {attack!r} is {threat.value}: "
                         "it would be ignored; drop --nobox-pool")
-    if args.eot_samples is not None:
-        defense = DEFENSES.get(args.defense) if args.defense else None
-        if defense is None or not defense.randomized or threat is not ThreatModel.WHITE_BOX:
+    if "eot_samples" in given:
+        randomized = DEFENSES.get(defense) if defense else None
+        if randomized is None or not randomized.randomized or threat is not ThreatModel.WHITE_BOX:
             raise UserError("--eot-samples applies to white-box attacks on a randomized --defense (see `list`), which "
                             "this run is not: it would be ignored; drop --eot-samples")
+
+
+def _flag_values(args: argparse.Namespace) -> dict[str, object]:
+    """Every RunConfig field (eps aside) as the command line sets it, a flag a command lacks taking the default."""
+    from dataclasses import asdict
+
+    from ..run.config import RunConfig
+
+    defaults = asdict(RunConfig())
+    data_path = getattr(args, "data_path", None)
+    values = {
+        **defaults,
+        "victim": getattr(args, "victim", defaults["victim"]), "attack": args.attack,
+        "dataset": args.dataset or ("npz" if data_path else "synth"), "data_path": data_path,
+        "split": getattr(args, "split", None), "checkpoint": getattr(args, "checkpoint", None),
+        "defense": getattr(args, "defense", None), "defense_checkpoint": getattr(args, "defense_checkpoint", None),
+        "steps": getattr(args, "steps", None), "step_size": getattr(args, "step_size", None),
+        "targeted": getattr(args, "targeted", False), "early_stop": getattr(args, "early_stop", None),
+        "n_samples": getattr(args, "n_samples", defaults["n_samples"]), "seed": args.seed, "batch_size": args.batch_size,
+        "device": args.device, "results_dir": getattr(args, "results_dir", None) or defaults["results_dir"],
+        "sanity_samples": getattr(args, "sanity_samples", defaults["sanity_samples"]),
+        "attack_options": dict(args.attack_opt), "surrogates": _names(getattr(args, "surrogate", None)),
+        "surrogate_checkpoints": getattr(args, "surrogate_checkpoint", None),
+        "nobox_pool": _given(getattr(args, "nobox_pool", None), defaults["nobox_pool"]),
+        "max_queries": _given(getattr(args, "queries", None), defaults["max_queries"]),
+        "eot_samples": _given(getattr(args, "eot_samples", None), defaults["eot_samples"]),
+        "resume": getattr(args, "resume", defaults["resume"]), "preset": getattr(args, "preset", None),
+        "amp": getattr(args, "amp", False), "save_adversarial": getattr(args, "save_adversarial", False),
+        "unit": getattr(args, "unit", defaults["unit"]),
+    }
+    values.pop("eps")
+    values.pop("sweep")
+    return values
 
 
 def run_config(args: argparse.Namespace, **changes: object) -> "RunConfig":
     """The :class:`RunConfig` of a ``run``-like command line (``changes`` override fields)."""
     from ..run.config import RunConfig
 
-    defaults = RunConfig()
-    values = dict(
-        victim=args.victim, attack=args.attack, dataset=args.dataset or ("npz" if args.data_path else "synth"),
-        data_path=args.data_path, split=args.split, checkpoint=getattr(args, "checkpoint", None), defense=args.defense,
-        eps=None, steps=args.steps, step_size=args.step_size, targeted=args.targeted, n_samples=args.n_samples,
-        seed=args.seed, batch_size=args.batch_size, device=args.device, results_dir=args.results_dir,
-        sanity_samples=args.sanity_samples, attack_options=dict(args.attack_opt),
-        surrogates=_names(getattr(args, "surrogate", None)), surrogate_checkpoints=getattr(args, "surrogate_checkpoint", None),
-        early_stop=args.early_stop, nobox_pool=_given(args.nobox_pool, defaults.nobox_pool),
-        max_queries=_given(args.queries, defaults.max_queries),
-        defense_checkpoint=args.defense_checkpoint, eot_samples=_given(args.eot_samples, defaults.eot_samples),
-        resume=args.resume, preset=args.preset, amp=args.amp,
-        save_adversarial=getattr(args, "save_adversarial", False), unit=getattr(args, "unit", "m"),
-    )
-    values.update(changes)
-    return RunConfig(**values)
+    return RunConfig(**{**_flag_values(args), "eps": None, **changes})
+
+
+def _threat_options_given(args: argparse.Namespace) -> set[str]:
+    flag_of = {field: flag for flag, field in _FIELD_OF_FLAG.items()}
+    return {name for name in _THREAT_ONLY if getattr(args, flag_of.get(name, name), None) is not None}
+
+
+def _explicit_flags(argv: Sequence[str]) -> set[str]:
+    """The RunConfig fields that ``argv`` (a ``run`` command line) sets itself, rather than by default."""
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for action in commands.choices["run"]._actions:
+        action.default = argparse.SUPPRESS
+    given = set(vars(parser.parse_args(list(argv)))) - {"command", "config"}
+    return {_FIELD_OF_FLAG.get(dest, dest) for dest in given}
+
+
+def _run_settings(args: argparse.Namespace, argv: Sequence[str]) -> tuple[dict[str, object], list, set[str]]:
+    """``run``'s settings: the ``--config`` file's, overridden by the flags given; with the budgets to run
+    (``[None]``: the attack's default) and the fields the user set (file or flags)."""
+    values = _flag_values(args)
+    budgets = args.eps or [None]
+    if not args.config:
+        return values, budgets, _threat_options_given(args)
+    from ..run.config import read_config_file
+
+    from_file = read_config_file(args.config)
+    flags = _explicit_flags(argv)
+    merged = {**values, **{k: v for k, v in from_file.items() if k != "eps"}}
+    for name in flags - {"eps", "dataset"}:
+        merged[name] = values[name]
+    if "dataset" in flags:
+        merged["dataset"] = args.dataset
+    elif "dataset" not in from_file:  # a data file without a dataset name is an npz, as without --config
+        merged["dataset"] = "npz" if merged["data_path"] else "synth"
+    if "attack_options" in from_file and "attack_options" in flags:  # a flag overrides that option only
+        merged["attack_options"] = {**from_file["attack_options"], **values["attack_options"]}
+    if "eps" in from_file and "eps" not in flags:
+        budgets = from_file["eps"]
+    return merged, budgets, (set(from_file) | flags) & set(_THREAT_ONLY)
 
 
 def run_configs(args: argparse.Namespace, write: bool = True) -> list["RunConfig"]:
-    """The configuration of every budget of a ``run`` command line (one per ``--eps`` value), every one of
-    them checked before the first runs; shared by ``run`` and the Python API's ``benchmark``."""
+    """The configuration of every budget of a ``run`` command line (one per ``--eps`` value, or the
+    ``--config`` file's ``eps`` list), every one of them checked before the first runs; shared by ``run``
+    and the Python API's ``benchmark``. ``args.argv`` (the words parsed) tells the flags given from the
+    defaults when a ``--config`` file is read."""
+    from ..run.config import RunConfig
     from ..run.record import new_run_id
     from ..run.run_checks import validate_run_config
 
-    _refuse_ignored_options(args, bool(args.surrogate))
-    budgets = args.eps or [None]
+    settings, budgets, given = _run_settings(args, getattr(args, "argv", None) or ["run"])
     sweep = {"id": new_run_id(), "eps": budgets} if len(budgets) > 1 else None
-    configs = [run_config(args, eps=eps, sweep=sweep) for eps in budgets]
-    for config in configs:
-        validate_run_config(config, write=write)
+    configs = [RunConfig(**settings, eps=eps, sweep=sweep) for eps in budgets]
+    try:
+        for config in configs:  # every budget's configuration is checked before the first one runs
+            validate_run_config(config, write=write)
+        _refuse_ignored_options(settings["attack"], settings["defense"], bool(settings["surrogates"]), given)
+    except UserError as exc:
+        if not args.config:
+            raise
+        raise UserError(f"{exc} (the settings of --config {args.config}, with the flags given)") from None
     return configs
 
 
@@ -242,30 +369,58 @@ def config_from_command(record: dict) -> "RunConfig":
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="robustbench_skel", description="Adversarial robustness benchmark for skeleton action recognition.")
+    parser = _Parser(prog=PROG, description="Adversarial robustness benchmark for skeleton action recognition.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     run = sub.add_parser("run", help="attack a victim and write a run record")
-    _add_common(run)
-    _add_attack_args(run)
+    run.add_argument("--config", default=None, metavar="FILE.toml",
+                     help="read the run's settings from a TOML file with the keys of a sweep grid's shared settings "
+                          "(victim, attack, eps, n_samples, ...); flags given here override the file")
+    _add_victim(run)
     run.add_argument("--checkpoint", default=None, help="your weights (state_dict, {'state_dict': ...}, module. prefixes)")
-    run.add_argument("--surrogate", default=None, metavar="NAME[,NAME...]",
-                     help="transfer: craft on these surrogate victims (a logit ensemble when several); the victim is never handed over")
-    run.add_argument("--surrogate-checkpoint", action="append", default=None, metavar="PATH",
-                     help="your weights for each --surrogate, in order (repeat once per surrogate)")
+    _add_machine(run)
+    _add_data(run)
+    attack = _add_attack_choice(run)
+    _add_budget(attack)
+    threat = run.add_argument_group("threat model")
+    threat.add_argument("--surrogate", default=None, metavar="NAME[,NAME...]",
+                        help="transfer: craft on these surrogate victims (a logit ensemble when several); the victim is never handed over")
+    threat.add_argument("--surrogate-checkpoint", action="append", default=None, metavar="PATH",
+                        help="your weights for each --surrogate, in order (repeat once per surrogate)")
+    # None = not given (the RunConfig default applies): an option given where it does not apply is refused.
+    threat.add_argument("--nobox-pool", default=None, choices=("train", "test"),
+                        help="no-box: the split whose clips, labels removed, the attacker learns from (default train)")
+    threat.add_argument("--queries", type=_positive_int, default=None,
+                        help="decision-based: query budget per sample (default 1000)")
+    threat.add_argument("--eot-samples", type=_positive_int, default=None,
+                        help="random draws averaged per gradient against a randomized defense (EOT; default 8)")
+    _add_defense(run)
+    _add_evaluation(run)
 
     transfer = sub.add_parser("transfer", help="surrogate x victim matrix: craft once per surrogate, evaluate on every victim")
-    _add_common(transfer)
-    _add_attack_args(transfer)
-    transfer.add_argument("--surrogates", required=True, metavar="S[,S+S2...]",
-                          help="one matrix row per comma-separated entry; join names with + for an ensemble (stgcn+ctrgcn)")
-    transfer.add_argument("--victims", default="all", help="'all' (every victim with shipped weights for the dataset) or names")
-    transfer.add_argument("--heatmap", default=None, help="PNG path of the heatmap (default results/transfer_<attack>_<dataset>.png)")
+    matrix = transfer.add_argument_group("matrix")
+    matrix.add_argument("--surrogates", required=True, metavar="S[,S+S2...]",
+                        help="one matrix row per comma-separated entry; join names with + for an ensemble (stgcn+ctrgcn)")
+    matrix.add_argument("--victims", default="all",
+                        help="the matrix's columns: 'all' (every victim with shipped weights for the dataset) or names")
+    matrix.add_argument("--heatmap", default=None,
+                        help="PNG path of the heatmap (default RESULTS_DIR/transfer_<attack>_<dataset>.png)")
+    _add_machine(transfer)
+    _add_data(transfer)
+    attack = _add_attack_choice(transfer)
+    _add_budget(attack)
+    _add_defense(transfer)
+    _add_evaluation(transfer)
 
-    prepare = sub.add_parser("prepare", help="build an attack's costly artefacts ahead of time (Bayesian heads, SWAG, manifolds)")
-    _add_common(prepare)
-    _add_attack_args(prepare)
+    prepare = sub.add_parser("prepare", help="build an attack's costly artefacts ahead of time (Bayesian heads, SWAG, manifolds) "
+                                             "in the artefact cache")
+    _add_attack_choice(prepare)
     prepare.add_argument("--surrogate", default=None, metavar="NAME[,NAME...]", help="the surrogate(s) of a transfer attack")
+    prepare.add_argument("--nobox-pool", default=None, choices=("train", "test"),
+                         help="no-box: the split whose clips, labels removed, the attacker learns from (default train)")
+    _add_machine(prepare)
+    _add_data(prepare)
+    _add_batch_size(prepare)
 
     train = sub.add_parser("train", help="train a victim on a dataset's train split")
     _add_common(train)
@@ -296,7 +451,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     describe = sub.add_parser("describe", help="a dataset's card: classes, clips per split, sensor model, and a figure of every class")
     describe.add_argument("dataset", help="dataset name (see `list`), e.g. synth2")
-    describe.add_argument("--out", default=None, help="PNG of one still per class (default results/figures/<dataset>_classes.png)")
+    describe.add_argument("--out", default=None, help="PNG of one still per class (default RESULTS_DIR/figures/<dataset>_classes.png)")
+    _add_results_dir(describe, help="where the figure goes when --out is not given (default results/)")
+
+    info = sub.add_parser("info", help="an attack's or defense's hyperparameters with their defaults and paper, a victim's "
+                                       "card, or a dataset's description")
+    info.add_argument("name", help="an attack, defense, victim or dataset name (see `list`), e.g. pgd, stgcn, synth")
 
     board = sub.add_parser("leaderboard", help="build results/leaderboard.{md,csv,tex,html} from the run records")
     board.add_argument("--results-dir", default="results", help="folder holding runs/*.json; the tables go next to it")
@@ -312,7 +472,10 @@ def build_parser() -> argparse.ArgumentParser:
     show = sub.add_parser("show", help="animate one sample's clean and adversarial skeletons side by side (GIF/MP4, PNG stills)")
     show.add_argument("record", help="a run record written with --save-adversarial")
     show.add_argument("--sample", required=True, help="the sample id (see the record's samples.id)")
-    show.add_argument("--out", default=None, help="FILE.gif or FILE.mp4 (default results/figures/<record>_<sample>.gif)")
+    show.add_argument("--out", default=None,
+                      help="FILE.gif or FILE.mp4 (default: RESULTS_DIR/figures/<record>_<sample>.gif)")
+    _add_results_dir(show, default=None,
+                     help="where the animation goes when --out is not given (default: the results folder the record is in)")
     show.add_argument("--frames", default=None, metavar="0,12,24", help="also write a PNG of these frames")
 
     compare = sub.add_parser("compare", help="paired test of two records on the same victim, clips and budget "
@@ -331,23 +494,29 @@ def build_parser() -> argparse.ArgumentParser:
                        help="local: one run after another in this process (default); ray: one Ray task per run")
     sweep.add_argument("--address", default=None, metavar="HOST:PORT", help="the Ray cluster to use (default: a new local one)")
     sweep.add_argument("--cpus-per-run", type=_positive_int, default=1, help="Ray: CPUs reserved per run (default 1)")
+    _add_results_dir(sweep, default=None, help="where the records go, for every run of the grid (default: the grid's "
+                                               "results_dir, else results/)")
 
     bench = sub.add_parser("bench", help="time victims (forward, forward+backward) or one attack iteration")
-    bench.add_argument("--victims", default=None, help="'all' or comma-separated victim names: per-clip timings")
+    bench.add_argument("--victims", default=None,
+                       help="'all' or comma-separated victim names: per-clip forward and forward+backward timings")
     bench.add_argument("--victim", default="stgcn", help="victim for --attack (default stgcn)")
     bench.add_argument("--attack", default=None, help="attack to time against a bare forward+backward pass")
     bench.add_argument("--surrogate", default=None, metavar="NAME[,NAME...]",
                        help="transfer: time --attack on these surrogates (synth weights) and its preparation")
-    bench.add_argument("--eps", type=_positive_float, default=None)
-    bench.add_argument("--steps", type=_positive_int, default=None)
-    bench.add_argument("--batch-size", type=_positive_int, default=32)
-    bench.add_argument("--repeats", type=_positive_int, default=3)
-    bench.add_argument("--device", default="auto")
+    bench.add_argument("--eps", type=_positive_float, default=None,
+                       help="the --attack's budget in metres (default: the attack's)")
+    bench.add_argument("--steps", type=_positive_int, default=None,
+                       help="the --attack's iterations, for the per-iteration time (default: the attack's)")
+    bench.add_argument("--batch-size", type=_positive_int, default=32, help="clips per timed batch (default 32)")
+    bench.add_argument("--repeats", type=_positive_int, default=3,
+                       help="timed repetitions after one warm-up; the median is reported (default 3)")
+    bench.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, or cuda[:N]")
     return parser
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from ..board.report import format_run_summary, format_sweep_summary
+    from ..board.report import format_run_summary, format_successful_samples, format_sweep_summary
     from ..run.runner import run_benchmark
 
     configs = run_configs(args)
@@ -355,6 +524,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     for config in configs:
         result = run_benchmark(config, progress=sys.stderr.isatty())
         print(format_run_summary(result.record))
+        print(format_successful_samples(result.record, result.path))
         print()
         results.append(result)
     if len(configs) > 1:
@@ -369,7 +539,7 @@ def _cmd_transfer(args: argparse.Namespace) -> int:
 
     if args.eps and len(args.eps) > 1:
         raise UserError("transfer takes one --eps; run it once per budget")
-    _refuse_ignored_options(args, True)
+    _refuse_ignored_options(args.attack, args.defense, True, _threat_options_given(args))
     config = run_config(args, eps=args.eps[0] if args.eps else None)
     rows = [r.split("+") for r in _names(args.surrogates) or []]
     matrix = run_transfer_matrix(config, rows, args.victims, heatmap=args.heatmap, progress=sys.stderr.isatty())
@@ -384,8 +554,8 @@ def _cmd_transfer(args: argparse.Namespace) -> int:
 def _cmd_prepare(args: argparse.Namespace) -> int:
     from ..run.runner import prepare_attack
 
-    _refuse_ignored_options(args, bool(args.surrogate))
-    config = run_config(args, eps=args.eps[0] if args.eps else None)
+    _refuse_ignored_options(args.attack, None, bool(args.surrogate), _threat_options_given(args))
+    config = run_config(args)
     for entry in prepare_attack(config, progress=sys.stderr.isatty()):
         print(f"{entry['kind']}: sha256 {entry['sha256']} ({entry['file']})")
     return 0
@@ -454,7 +624,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
 def _cmd_describe(args: argparse.Namespace) -> int:
     from .describe import describe_dataset
 
-    text, figure = describe_dataset(args.dataset, out=args.out)
+    text, figure = describe_dataset(args.dataset, out=args.out, results_dir=args.results_dir)
     print(text)
     if figure is not None:
         print(figure)
@@ -498,8 +668,15 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 def _cmd_show(args: argparse.Namespace) -> int:
     from .show import show_sample
 
-    for path in show_sample(args.record, args.sample, out=args.out, frames=args.frames):
+    for path in show_sample(args.record, args.sample, out=args.out, frames=args.frames, results_dir=args.results_dir):
         print(path)
+    return 0
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    from .info import describe_name
+
+    print(describe_name(args.name))
     return 0
 
 
@@ -531,7 +708,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     from .sweep import run_sweep
 
     result = run_sweep(args.grid, executor=args.executor, address=args.address, cpus_per_run=args.cpus_per_run,
-                       progress=sys.stderr.isatty())
+                       progress=sys.stderr.isatty(), results_dir=args.results_dir)
     print(f"{len(result.paths)} run(s) written, {result.skipped} already recorded, {result.seconds:.1f} s")
     for path in result.paths:
         print(path)
@@ -539,9 +716,14 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
         args = build_parser().parse_args(argv)
-        handlers = {"run": _cmd_run, "transfer": _cmd_transfer, "prepare": _cmd_prepare, "train": _cmd_train, "list": _cmd_list, "describe": _cmd_describe, "leaderboard": _cmd_leaderboard, "bench": _cmd_bench, "defend": _cmd_defend, "show": _cmd_show, "compare": _cmd_compare, "reproduce": _cmd_reproduce, "sweep": _cmd_sweep}
+        args.argv = argv  # `run --config` tells the flags given from the defaults
+        handlers = {"run": _cmd_run, "transfer": _cmd_transfer, "prepare": _cmd_prepare, "train": _cmd_train,
+                    "list": _cmd_list, "describe": _cmd_describe, "info": _cmd_info, "leaderboard": _cmd_leaderboard,
+                    "bench": _cmd_bench, "defend": _cmd_defend, "show": _cmd_show, "compare": _cmd_compare,
+                    "reproduce": _cmd_reproduce, "sweep": _cmd_sweep}
         handler = handlers[args.command]
         return handler(args)
     except UserError as exc:

@@ -18,11 +18,15 @@ from ..registry import DATASETS
 __all__ = ["describe_dataset", "class_stills_figure"]
 
 
-def describe_dataset(name: str, out: str | Path | None = None, seed: int = 0) -> tuple[str, Path | None]:
-    """The text card of dataset ``name`` and, for a generated one, the path of its stills figure."""
+def describe_dataset(name: str, out: str | Path | None = None, seed: int = 0, results_dir: str | Path = "results",
+                     figure: bool = True) -> tuple[str, Path | None]:
+    """The text card of dataset ``name`` and, for a generated one, the path of its stills figure (written under
+    ``results_dir``/figures/ unless ``out`` names it; ``figure=False`` writes none)."""
     source = DATASETS.get(name)  # a UserError naming the known datasets when unknown
     if name != "synth2":
-        return f"{name}: {source.description}\n(no generated card: this dataset is read from your files)", None
+        where = ("read from your files (--data-path)" if source.needs_path
+                 else "generated procedurally; only synth2 has a full generated card")
+        return f"{name}: {source.description}\n(no generated card: {where})", None
     from ..datasets import synth2
 
     card = synth2.describe(seed)
@@ -47,8 +51,10 @@ def describe_dataset(name: str, out: str | Path | None = None, seed: int = 0) ->
         if key == "joint_noise_cm":
             value = ", ".join(f"{v:g}" for v in value) + "  (per NTU-25 joint)"
         lines.append(f"  {key}: {value}")
-    figure = class_stills_figure(Path(out) if out else Path("results") / "figures" / f"{name}_classes.png", seed)
-    return "\n".join(lines), figure
+    if not figure:
+        return "\n".join(lines), None
+    path = Path(out) if out else Path(results_dir) / "figures" / f"{name}_classes.png"
+    return "\n".join(lines), class_stills_figure(path, seed)
 
 
 def class_stills_figure(path: Path, seed: int = 0) -> Path:

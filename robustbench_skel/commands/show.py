@@ -201,20 +201,21 @@ def _nice(x: float) -> float:
     return float(max(m * decade for m in (1, 2, 5) if m * decade <= x))
 
 
-def _default_out(record_path: Path, sample_id: str) -> Path:
-    results = record_path.resolve().parent.parent
+def _default_out(record_path: Path, sample_id: str, results_dir: str | Path | None = None) -> Path:
+    results = Path(results_dir) if results_dir else record_path.resolve().parent.parent
     safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in sample_id)
     return results / "figures" / f"{record_path.stem}_{safe}.gif"
 
 
 def show_sample(record_path: str | Path, sample_id: str, out: str | Path | None = None,
-                frames: str | None = None) -> list[Path]:
+                frames: str | None = None, results_dir: str | Path | None = None) -> list[Path]:
     """Write the animation (GIF, or MP4 when ``out`` ends in .mp4 and ffmpeg is present) and, with
-    ``frames``, a PNG of those frames; returns the paths written."""
+    ``frames``, a PNG of those frames; returns the paths written. Without ``out`` they go under
+    ``results_dir``/figures/ (default: the results folder holding the record)."""
     from matplotlib import animation
 
     record_path = Path(record_path)
-    out = Path(out) if out else _default_out(record_path, sample_id)
+    out = Path(out) if out else _default_out(record_path, sample_id, results_dir)
     if out.suffix.lower() not in (".gif", ".mp4"):
         raise UserError(f"--out must end in .gif or .mp4, got {str(out)!r}")
     if out.suffix.lower() == ".mp4" and not (shutil.which("ffmpeg") and animation.writers.is_available("ffmpeg")):

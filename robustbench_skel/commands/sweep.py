@@ -30,7 +30,7 @@ import json
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -229,10 +229,14 @@ def _ray(todo: list[RunConfig], done: Callable[[Path], None], grid: Grid, addres
 
 
 def run_sweep(grid: Grid | str | Path, executor: str = "local", address: str | None = None, cpus_per_run: int = 1,
-              progress: bool = True) -> SweepResult:
-    """Run every configuration of ``grid`` that has no record yet; one progress bar for the grid."""
+              progress: bool = True, results_dir: str | None = None) -> SweepResult:
+    """Run every configuration of ``grid`` that has no record yet; one progress bar for the grid.
+
+    ``results_dir`` (``sweep --results-dir``) overrides the grid's ``results_dir`` for every run."""
     if not isinstance(grid, Grid):
         grid = load_grid(grid)
+    if results_dir is not None:
+        grid = Grid([replace(c, results_dir=results_dir) for c in grid.configs], grid.plugins, grid.plugin_paths)
     if executor not in ("local", "ray"):
         raise UserError(f"--executor must be local or ray, got {executor!r}")
     if address and executor != "ray":

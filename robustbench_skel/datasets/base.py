@@ -39,6 +39,9 @@ class SkeletonDataset:
     source: str | None = None
     notes: dict = field(default_factory=dict)
     weights_key: str | None = None  # the name shipped weights are filed under, when not ``name`` (a preview)
+    # The unit of the coordinates, hence of budgets and displacements on them: metres, or a reader's own
+    # (Kinetics' frame-normalised x, y; HDM05's standardised values). Records and summaries state it.
+    coordinate_unit: str = "m"
 
     @property
     def weights_name(self) -> str:
@@ -108,6 +111,7 @@ class SkeletonDataset:
             "num_classes": self.num_classes,
             "num_samples": len(self),
             "clip_shape": list(self.clips.shape[1:]),
+            "coordinate_unit": self.coordinate_unit,
             "notes": dict(self.notes),
         }
 

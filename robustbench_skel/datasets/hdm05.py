@@ -96,4 +96,5 @@ class Hdm05Source(DatasetSource):
             sample_ids=tuple(f"{split}-{i:06d}" for i in range(n)),
             source=str(file),
             notes=notes,
+            coordinate_unit="normalised units",
         )

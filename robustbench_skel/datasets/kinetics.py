@@ -159,6 +159,7 @@ class KineticsSkeletonSource(DatasetSource):
             sample_ids=ids,
             source=str(source),
             notes=notes,
+            coordinate_unit="frame units",
         )
 
     @staticmethod

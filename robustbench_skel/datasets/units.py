@@ -62,7 +62,7 @@ def body_extent_m(clips: np.ndarray, probe: int = _PROBE_CLIPS) -> float | None:
 
 
 def _declared_not_metres(dataset: SkeletonDataset) -> bool:
-    return any("not metres" in str(v).lower() for v in dataset.notes.values())
+    return dataset.coordinate_unit != "m" or any("not metres" in str(v).lower() for v in dataset.notes.values())
 
 
 def _guess(extent: float) -> str:

@@ -1,17 +1,19 @@
-"""The configuration of one benchmark run, and rebuilding it from a record.
+"""The configuration of one benchmark run, reading it from a TOML file, and rebuilding it from a record.
 
-Every field is a plain value (JSON in the record's ``config``), so a record alone says how to re-run it.
+Every field is a plain value (JSON in the record's ``config``), so a record alone says how to re-run it,
+and a TOML file with the same keys (``run --config FILE.toml``, a sweep grid's shared settings) keeps one.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any
 
 from ..errors import UserError
 
-__all__ = ["RunConfig", "config_from_record"]
+__all__ = ["RunConfig", "config_from_record", "read_config_file", "FILE_KEYS"]
 
 
 @dataclass
@@ -64,3 +66,60 @@ def config_from_record(record: dict, from_command: Callable[[dict], RunConfig] |
                         "re-run its command to get a record that can be reproduced")
     known = {f.name for f in fields(RunConfig)}
     return RunConfig(**{k: v for k, v in config.items() if k in known})
+
+
+# The keys of a run's TOML file: every RunConfig field but ``sweep`` (which a sweep fills in itself).
+FILE_KEYS = tuple(f.name for f in fields(RunConfig) if f.name != "sweep")
+# A sweep grid's axes: in a run's file they are a mistake worth naming.
+_GRID_AXES = ("victims", "attacks", "budgets", "defenses", "plugins", "plugin_paths")
+
+
+def _budgets(value: Any, source: str) -> list[float]:
+    values = value if isinstance(value, list) else [value]
+    if not values or any(isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0 for v in values):
+        raise UserError(f"{source}: eps must be a positive number or a list of them (a budget sweep), got {value!r}")
+    return sorted({float(v) for v in values})
+
+
+def _surrogates(value: Any, source: str) -> list[str] | None:
+    """One run's surrogates: ``"stgcn"``, ``"stgcn+ctrgcn"`` or ``["stgcn", "ctrgcn"]`` (an ensemble)."""
+    if isinstance(value, str):
+        names = [n.strip() for n in value.replace(",", "+").split("+") if n.strip()]
+        return None if names in ([], ["none"]) else names
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return [v.strip() for v in value if v.strip()] or None
+    raise UserError(f"{source}: surrogates must be a name, names joined by + or a list of names, got {value!r}")
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """The settings a run's TOML file gives, ``{RunConfig field: value}`` (``eps`` as a sorted list of budgets).
+
+    Names and types are checked here only as far as reading needs; the run checks every value as it checks
+    the command line's (:func:`robustbench_skel.run.run_checks.validate_run_config`).
+    """
+    import tomllib
+
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text())
+    except OSError as exc:
+        raise UserError(f"cannot read the run configuration {str(path)!r}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise UserError(f"{path}: not a text file; --config takes a TOML file of run settings") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"{path}: not valid TOML ({exc})") from None
+    source = str(path)
+    for key in data:
+        if key in _GRID_AXES:
+            raise UserError(f"{source}: {key!r} belongs to a sweep grid (run it with `python -m robustbench_skel sweep "
+                            f"{path.name}`); a run's file takes one value per setting: {', '.join(FILE_KEYS)}")
+        if key not in FILE_KEYS:
+            raise UserError(f"{source}: unknown key {key!r}; allowed keys: {', '.join(FILE_KEYS)}")
+    settings = dict(data)
+    if "eps" in settings:
+        settings["eps"] = _budgets(settings["eps"], source)
+    if "surrogates" in settings:
+        settings["surrogates"] = _surrogates(settings["surrogates"], source)
+    if "attack_options" in settings and not isinstance(settings["attack_options"], dict):
+        raise UserError(f"{source}: attack_options must be a table, e.g. attack_options = {{ decay = 0.5 }}")
+    return settings

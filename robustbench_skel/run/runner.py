@@ -270,6 +270,8 @@ def run_benchmark(config: RunConfig, progress: bool = False, write: bool = True,
             name: {"count": int(((by == i) & success).sum()), "n": int(attacked.sum())} for i, name in enumerate(attack.components())
         }
     described_attack = {**attack.describe(), "threat_model": threat.value}
+    if described_attack["budget_unit"] == "m":  # a distance budget is in the data's unit, which may not be metres
+        described_attack["budget_unit"] = dataset.coordinate_unit
     threat_entry = {**setting.describe(), "artefacts": artefacts}
     if threat in (ThreatModel.TRANSFER, ThreatModel.NO_BOX):
         threat_entry["early_stop"] = attack.early_stop
