@@ -17,6 +17,7 @@ extra metrics) it follows the run's setting, set with :func:`showing_progress` b
 
 from __future__ import annotations
 
+import io
 import os
 import sys
 import time
@@ -50,10 +51,17 @@ def progress_enabled() -> bool:
 
 
 def _is_terminal(stream: TextIO) -> bool:
+    """A terminal a bar can be drawn on: one that reports no width (a pseudo-terminal of size 0, as some
+    containers and ``script`` give) gets lines, since tqdm draws nothing there."""
     try:
-        return bool(stream.isatty())
+        if not stream.isatty():
+            return False
     except (AttributeError, ValueError):  # no isatty, or a closed stream
         return False
+    try:
+        return os.get_terminal_size(stream.fileno()).columns > 0
+    except (AttributeError, ValueError, OSError, io.UnsupportedOperation):  # no file descriptor: trust isatty
+        return True
 
 
 def _clock(seconds: float) -> str:

@@ -203,3 +203,25 @@ def test_a_transfer_matrix_reports_its_cells_and_each_victims_evaluation(tmp_pat
             "ifgsm (crafting once for every victim)", "sanity re-run: white-box ifgsm on the victim"} <= labels, labels
     done = [m for m in _lines_of(err) if m["label"] == "transfer matrix"]
     assert [(m["n"], m["total"]) for m in done] == [("0", "1"), ("1", "1")]
+
+
+def test_a_real_terminal_gets_a_bar_unless_it_reports_no_width():
+    pty = pytest.importorskip("pty")
+    import fcntl
+    import os
+    import struct
+    import termios
+
+    master, slave = pty.openpty()
+    try:
+        with os.fdopen(os.dup(slave), "w") as term:
+            fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 0, 0, 0, 0))
+            assert isinstance(progress(total=2, desc="x", enabled=True, stream=term), LineProgress)
+            fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+            bar = progress(total=2, desc="x", enabled=True, stream=term)
+            assert isinstance(bar, tqdm) and not bar.disable
+            bar.close()
+            os.read(master, 65536)  # drain what the meters drew
+    finally:
+        os.close(master)
+        os.close(slave)
