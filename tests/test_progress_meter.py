@@ -99,6 +99,17 @@ def test_a_resumed_meter_counts_its_eta_from_the_work_done_here():
     assert _lines(log)[-1]["eta"] == "00:10"
 
 
+def test_without_a_total_it_writes_at_most_one_line_per_interval():
+    now = [0.0]
+    log = io.StringIO()
+    meter = LineProgress((i for i in range(100)), desc="queries", unit="query", stream=log, clock=lambda: now[0])
+    for i in meter:
+        now[0] = i * 0.5  # half a second per item: a line each 10 s, the last one at close
+    counts = [int(line.split()[1]) for line in log.getvalue().splitlines()]
+    assert counts == [0, 21, 41, 61, 81, 100]
+    assert log.getvalue().splitlines()[-1] == "queries: 100 query, elapsed 00:50"
+
+
 def test_on_a_terminal_it_is_a_tqdm_bar_that_stays():
     term = Terminal()
     bar = progress(range(3), desc="sanity re-run", unit="batch", enabled=True, stream=term)
