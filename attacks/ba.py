@@ -61,6 +61,7 @@ from robustbench_skel.attack import PrepareContext
 from robustbench_skel.learn.bayes_diagnostic import diagnostic_entry, per_clip_cosine, relative_spread
 from robustbench_skel.budget import valid_mask
 from robustbench_skel.errors import UserError
+from robustbench_skel.progress_meter import progress as show_progress
 from robustbench_skel.registry import ATTACKS
 
 from ._transfer import SeededTransfer, check_float, check_int, members_of
@@ -111,11 +112,7 @@ def finetune_swag(
     gen = torch.Generator().manual_seed(seed)
     moments = SwagMoments()
     step = 0
-    epochs_iter = range(epochs)
-    if progress:
-        from tqdm import tqdm
-
-        epochs_iter = tqdm(epochs_iter, desc="ba: fine-tuning the surrogate", unit="epoch", leave=False)
+    epochs_iter = show_progress(range(epochs), desc="ba: fine-tuning the surrogate", unit="epoch", enabled=progress)
     for _ in epochs_iter:
         order = torch.randperm(n, generator=gen)
         for start in range(0, n, batch_size):

@@ -28,6 +28,7 @@ goes into a run's per-batch progress, so a resumed run is too.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any, Sequence
 
 import numpy as np
@@ -40,6 +41,7 @@ from torch import nn
 from robustbench_skel.artefacts import ArtefactStore, tensor_sha256
 from robustbench_skel.budget import num_valid_coordinates, valid_mask
 from robustbench_skel.defense import Defense, DefenseContext
+from robustbench_skel.progress_meter import progress as show_progress
 from robustbench_skel.registry import DEFENSES
 
 __all__ = ["RandomizedSmoothing", "SmoothedClassifier", "sample_counts", "predict_from_counts", "lower_confidence_bound",
@@ -54,8 +56,11 @@ def _noise(x: torch.Tensor, sigma: float, generator: torch.Generator) -> torch.T
 
 @torch.no_grad()
 def sample_counts(model: nn.Module, x: torch.Tensor, sigma: float, n: int, num_classes: int,
-                  generator: torch.Generator, batch_size: int = 64) -> torch.Tensor:
-    """``(N, num_classes)`` counts of the base classifier's predictions over ``n`` noisy copies of each clip."""
+                  generator: torch.Generator, batch_size: int = 64,
+                  tick: Callable[[int], object] | None = None) -> torch.Tensor:
+    """``(N, num_classes)`` counts of the base classifier's predictions over ``n`` noisy copies of each clip.
+
+    ``tick(k)`` is called after each pass of ``k`` draws (a progress meter's ``update``)."""
     counts = torch.zeros(x.shape[0], num_classes, dtype=torch.long, device=x.device)
     per_pass = max(1, batch_size // max(1, x.shape[0]))
     done = 0
@@ -65,6 +70,8 @@ def sample_counts(model: nn.Module, x: torch.Tensor, sigma: float, n: int, num_c
         pred = model(xs + _noise(xs, sigma, generator)).argmax(1).view(k, x.shape[0])
         counts += F.one_hot(pred, num_classes).sum(0)
         done += k
+        if tick is not None:
+            tick(k)
     return counts
 
 
@@ -90,14 +97,15 @@ def certified_radius(n_a: int, n: int, sigma: float, alpha: float) -> float:
 
 
 def certify(model: nn.Module, x: torch.Tensor, sigma: float, n0: int, n: int, alpha: float, num_classes: int,
-            generator: torch.Generator, batch_size: int = 64) -> dict[str, torch.Tensor]:
-    """Cohen et al.'s CERTIFY for a batch of clips.
+            generator: torch.Generator, batch_size: int = 64,
+            tick: Callable[[int], object] | None = None) -> dict[str, torch.Tensor]:
+    """Cohen et al.'s CERTIFY for a batch of clips (``tick(k)`` after every pass of ``k`` noisy draws).
 
     Returns ``prediction`` (``ABSTAIN`` = -1 where it abstains), ``radius`` (total L2 in metres, 0 on
     abstention) and ``radius_rms`` (the project's unit: radius / sqrt(number of valid coordinates)).
     """
-    guess = sample_counts(model, x, sigma, n0, num_classes, generator, batch_size).argmax(1)
-    counts = sample_counts(model, x, sigma, n, num_classes, generator, batch_size)
+    guess = sample_counts(model, x, sigma, n0, num_classes, generator, batch_size, tick).argmax(1)
+    counts = sample_counts(model, x, sigma, n, num_classes, generator, batch_size, tick)
     n_a = counts.gather(1, guess[:, None]).squeeze(1).tolist()
     radius = torch.tensor([certified_radius(k, n, sigma, alpha) for k in n_a], dtype=torch.float64)
     prediction = torch.where(radius.isnan(), torch.full_like(guess.cpu(), ABSTAIN), guess.cpu())
@@ -107,13 +115,20 @@ def certify(model: nn.Module, x: torch.Tensor, sigma: float, n0: int, n: int, al
 
 
 def certify_clips(model: nn.Module, clips: torch.Tensor, sigma: float, n0: int = 100, n: int = 1000, alpha: float = 0.001,
-                  num_classes: int | None = None, seed: int = 0, batch_size: int = 64) -> dict[str, torch.Tensor]:
-    """:func:`certify` over all ``clips`` in batches of ``batch_size``, with one generator seeded from ``seed``."""
+                  num_classes: int | None = None, seed: int = 0, batch_size: int = 64,
+                  progress: bool | None = None) -> dict[str, torch.Tensor]:
+    """:func:`certify` over all ``clips`` in batches of ``batch_size``, with one generator seeded from ``seed``.
+
+    Its progress counts noisy draws of all batches (``n0 + n`` per clip batch); ``progress=None`` follows
+    the run's setting (:func:`robustbench_skel.progress_meter.progress`)."""
     device = next((p.device for p in model.parameters()), clips.device)
     num_classes = num_classes or int(getattr(model, "num_classes"))
     generator = torch.Generator(device=device).manual_seed(seed)
-    parts = [certify(model, clips[start : start + batch_size].to(device), sigma, n0, n, alpha, num_classes, generator, batch_size)
-             for start in range(0, clips.shape[0], batch_size)]
+    starts = range(0, clips.shape[0], batch_size)
+    with show_progress(total=len(starts) * (n0 + n), desc=f"CERTIFY (randomized smoothing, {clips.shape[0]} clips)",
+                       unit="draw", enabled=progress) as meter:
+        parts = [certify(model, clips[start : start + batch_size].to(device), sigma, n0, n, alpha, num_classes, generator,
+                         batch_size, meter.update) for start in starts]
     return {key: torch.cat([part[key] for part in parts]) for key in parts[0]}
 
 

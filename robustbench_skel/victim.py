@@ -23,6 +23,7 @@ from torch import nn
 from .checkpoint import StateDict, load_state_dict_strict, read_state_dict, sha256_file
 from .errors import UserError
 from .layout import SkeletonLayout
+from .progress_meter import progress as show_progress
 from .registry import VICTIMS
 
 __all__ = ["AuxiliaryHeads", "Victim", "LoadedVictim", "create_victim", "load_victim", "model_card", "pretrained_weights"]
@@ -225,11 +226,14 @@ def load_victim(
 
 
 @torch.no_grad()
-def predict(model: nn.Module, clips: torch.Tensor, batch_size: int, device: torch.device | str) -> torch.Tensor:
-    """Predicted classes of ``clips`` (on CPU), evaluated in batches on ``device``."""
+def predict(model: nn.Module, clips: torch.Tensor, batch_size: int, device: torch.device | str,
+            progress: str | None = None) -> torch.Tensor:
+    """Predicted classes of ``clips`` (on CPU), evaluated in batches on ``device``; ``progress`` labels its
+    progress meter (none without it: most calls are quick, a randomized defense's may not be)."""
     model.eval()
     preds = []
-    for start in range(0, clips.shape[0], batch_size):
+    for start in show_progress(range(0, clips.shape[0], batch_size), desc=progress or "", unit="batch",
+                               enabled=bool(progress)):
         batch = clips[start : start + batch_size].to(device)
         preds.append(model(batch).argmax(dim=1).cpu())
     return torch.cat(preds) if preds else torch.zeros(0, dtype=torch.long)

@@ -522,7 +522,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     configs = run_configs(args)
     results = []
     for config in configs:
-        result = run_benchmark(config, progress=sys.stderr.isatty())
+        result = run_benchmark(config, progress=True)
         print(format_run_summary(result.record))
         print(format_successful_samples(result.record, result.path))
         print()
@@ -542,7 +542,7 @@ def _cmd_transfer(args: argparse.Namespace) -> int:
     _refuse_ignored_options(args.attack, args.defense, True, _threat_options_given(args))
     config = run_config(args, eps=args.eps[0] if args.eps else None)
     rows = [r.split("+") for r in _names(args.surrogates) or []]
-    matrix = run_transfer_matrix(config, rows, args.victims, heatmap=args.heatmap, progress=sys.stderr.isatty())
+    matrix = run_transfer_matrix(config, rows, args.victims, heatmap=args.heatmap, progress=True)
     print(matrix.table)
     print()
     print(f"heatmap: {matrix.heatmap}")
@@ -556,7 +556,7 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
 
     _refuse_ignored_options(args.attack, None, bool(args.surrogate), _threat_options_given(args))
     config = run_config(args)
-    for entry in prepare_attack(config, progress=sys.stderr.isatty()):
+    for entry in prepare_attack(config, progress=True):
         print(f"{entry['kind']}: sha256 {entry['sha256']} ({entry['file']})")
     return 0
 
@@ -695,7 +695,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     from .reproduce import reproduce_record
 
     report = reproduce_record(args.record, results_dir=args.results_dir, device=args.device,
-                              from_command=config_from_command)
+                              from_command=config_from_command, progress=True)
     print(report.table)
     if report.differing:
         print(f"error: not reproduced: {', '.join(report.differing)} differ", file=sys.stderr)
@@ -708,7 +708,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     from .sweep import run_sweep
 
     result = run_sweep(args.grid, executor=args.executor, address=args.address, cpus_per_run=args.cpus_per_run,
-                       progress=sys.stderr.isatty(), results_dir=args.results_dir)
+                       progress=True, results_dir=args.results_dir)
     print(f"{len(result.paths)} run(s) written, {result.skipped} already recorded, {result.seconds:.1f} s")
     for path in result.paths:
         print(path)

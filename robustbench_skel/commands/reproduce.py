@@ -163,10 +163,11 @@ def _table(rows: list[tuple[str, str, str, bool]]) -> str:
 
 
 def reproduce_record(path: str | Path, results_dir: str | Path | None = None, device: str | None = None,
-                     from_command: Callable[[dict], RunConfig] | None = None) -> Reproduction:
+                     from_command: Callable[[dict], RunConfig] | None = None, progress: bool = False) -> Reproduction:
     """Re-run ``path``'s configuration (writing a new record only under ``results_dir``) and compare.
 
-    ``from_command``: how to read the configuration of an old record that has only its command (the CLI's).
+    ``from_command``: how to read the configuration of an old record that has only its command (the CLI's);
+    ``progress``: show the re-run's progress (as ``run`` does).
     """
     from ..run.runner import run_benchmark
 
@@ -186,7 +187,7 @@ def reproduce_record(path: str | Path, results_dir: str | Path | None = None, de
             raise
         raise UserError(f"{path}: the recorded configuration cannot run here: {exc}") from None
     _check_inputs(record, config)
-    result = run_benchmark(config, progress=False, write=results_dir is not None)
+    result = run_benchmark(config, progress=progress, write=results_dir is not None)
     exact, mode = _mode(record.get("environment") or {}, result.record["environment"])
     rows, differing = compare_metrics(record, result.record, exact)
     table = _table(rows)

@@ -36,6 +36,7 @@ from typing import Any
 
 from ..errors import UserError
 from ..hparams import accepted_arguments
+from ..progress_meter import progress as show_progress
 from ..run.progress import config_identity
 from ..run.record import iter_records, new_run_id, write_record
 from ..registry import ATTACKS
@@ -251,9 +252,7 @@ def run_sweep(grid: Grid | str | Path, executor: str = "local", address: str | N
     todo = pending(grid.configs)
     skipped = len(grid.configs) - len(todo)
     written: list[Path] = []
-    from tqdm import tqdm
-
-    bar = tqdm(total=len(grid.configs), initial=skipped, desc="sweep", unit="run", disable=not progress)
+    bar = show_progress(total=len(grid.configs), initial=skipped, desc="sweep", unit="run", enabled=progress)
     if skipped:
         bar.write(f"{skipped} of {len(grid.configs)} runs already have a record: skipped")
 

@@ -8,12 +8,14 @@ and heatmap printed here are views of those records, as the leaderboard's are.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..atomic import save_figure_atomic
 from ..errors import UserError
 from ..preflight import check_writable_file
+from ..progress_meter import progress as show_progress
 from ..registry import VICTIMS
 from ..board.report import fmt_pct
 from ..run.run_checks import validate_run_config
@@ -113,7 +115,10 @@ def _heatmap(records: list[dict], rows: list[list[str]], victims: list[str], pat
 
 def run_transfer_matrix(config: RunConfig, rows: list[list[str]], victims: str = "all", heatmap: str | None = None,
                         progress: bool = False) -> TransferMatrix:
-    """One transfer run per (surrogate row, victim); the matrix table, its heatmap and the record paths."""
+    """One transfer run per (surrogate row, victim); the matrix table, its heatmap and the record paths.
+
+    With ``progress`` a meter counts the cells and each cell's crafting, evaluation and sanity re-runs
+    show theirs (a bar on a terminal, log lines elsewhere)."""
     if not rows or any(not row for row in rows):
         raise UserError("--surrogates needs at least one surrogate name in every entry (a,b or a+b)")
     if any(len(set(row)) != len(row) for row in rows):
@@ -128,10 +133,15 @@ def run_transfer_matrix(config: RunConfig, rows: list[list[str]], victims: str =
             raise UserError(f"--heatmap must end in .png, .pdf or .svg, got {str(out)!r}")
         check_writable_file(out, "--heatmap")
     records, paths = [], []
-    for cell in cells:
-        result = run_benchmark(cell, progress=progress)
-        records.append(result.record)
-        paths.append(result.path)
+    with show_progress(total=len(cells), desc="transfer matrix", unit="cell", enabled=progress) as meter:
+        for number, cell in enumerate(cells, 1):
+            if progress:  # which cell the lines below belong to: crafting (first of a row), evaluation, sanity
+                meter.write(f"transfer matrix cell {number}/{len(cells)}: {cell.attack} crafted on "
+                            f"{'+'.join(cell.surrogates or [])}, evaluated on {cell.victim}", file=sys.stderr)
+            result = run_benchmark(cell, progress=progress)
+            records.append(result.record)
+            paths.append(result.path)
+            meter.update(1)
     first = records[0]
     out = out or Path(config.results_dir) / f"transfer_{first['attack']['name']}_{first['dataset']['name']}.png"
     return TransferMatrix(_table(records, rows, names), _heatmap(records, rows, names, out), paths, records)

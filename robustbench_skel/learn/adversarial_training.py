@@ -31,6 +31,7 @@ from ..registry import DEFENSES
 from ..datasets.load import load_dataset
 from ..device import resolve_device
 from ..preflight import check_input_file
+from ..progress_meter import progress as show_progress
 from .training import (_RESUME_FORMAT, check_data_names, check_output, load_resume_state, resume_path,
                        storage_state)
 from ..victim import load_victim, predict
@@ -146,10 +147,8 @@ def train_defense(config: DefendConfig, progress: bool = True) -> DefendResult:
         defense.load_training_state(saved["defense_state"])
         first_epoch, train_acc, seconds_before = saved["epoch"], saved["train_accuracy"], saved["seconds"]
     started = time.perf_counter() - seconds_before
-    from tqdm import tqdm
-
-    bar = tqdm(total=epochs * steps_per_epoch, initial=first_epoch * steps_per_epoch,
-               desc=f"{config.defense} on {config.victim}", unit="batch", disable=not progress)
+    bar = show_progress(total=epochs * steps_per_epoch, initial=first_epoch * steps_per_epoch,
+                        desc=f"{config.defense} on {config.victim}", unit="batch", enabled=progress)
     if first_epoch:
         bar.write(f"resuming after epoch {first_epoch}/{epochs} from {checkpoint}")
     for epoch in range(first_epoch, epochs):

@@ -31,12 +31,14 @@ logits with batched matrix products, so S x K heads cost one backbone pass, not 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from ..progress_meter import progress as show_progress
 
 __all__ = [
     "PARAM_NAMES",
@@ -89,11 +91,8 @@ def init_head(num_classes: int, generator: torch.Generator, device: torch.device
 def backbone_logits(model: nn.Module, clips: torch.Tensor, batch_size: int, device: torch.device,
                     progress: bool = False) -> torch.Tensor:
     """``f(x)`` of every clip, batched and without gradient (the frozen surrogate's part of every head)."""
-    batches: Iterator[int] | range = range(0, clips.shape[0], batch_size)
-    if progress:
-        from tqdm import tqdm
-
-        batches = tqdm(batches, desc="surrogate logits of the training clips", unit="batch", leave=False)
+    batches = show_progress(range(0, clips.shape[0], batch_size), desc="surrogate logits of the training clips",
+                            unit="batch", enabled=progress)
     out = [model(clips[s : s + batch_size].to(device)).float().cpu() for s in batches]
     return torch.cat(out) if out else torch.zeros(0, int(getattr(model, "num_classes", 0)))
 
@@ -248,14 +247,9 @@ def train_head(logits: torch.Tensor, labels: torch.Tensor, config: HeadConfig, s
 def train_heads(logits: torch.Tensor, labels: torch.Tensor, config: HeadConfig, seed: int,
                 progress: bool = False, desc: str = "Bayesian heads") -> dict[str, object]:
     """Train ``config.heads`` heads; stacked ``mean``/``sqmean``/``final`` weights ``(K, ...)`` and per-head ``n_collected``."""
-    bar = None
-    tick = None
-    if progress:
-        from tqdm import tqdm
-
-        per_epoch = max(1, math.ceil(logits.shape[0] / config.batch_size))
-        bar = tqdm(total=config.heads * 2 * config.epochs * per_epoch, desc=desc, unit="step", leave=False)
-        tick = bar.update
+    per_epoch = max(1, math.ceil(logits.shape[0] / config.batch_size))
+    bar = show_progress(total=config.heads * 2 * config.epochs * per_epoch, desc=desc, unit="step", enabled=progress)
+    tick = bar.update if progress else None
     finals, means, sqmeans, counts = [], [], [], []
     try:
         shared = 0  # the reference's snapshot counter, carried from head to head (swag="reference" only)
@@ -268,8 +262,7 @@ def train_heads(logits: torch.Tensor, labels: torch.Tensor, config: HeadConfig, 
             if config.swag == "reference":
                 shared = moments.n
     finally:
-        if bar is not None:
-            bar.close()
+        bar.close()
 
     def stack(heads: list[Head]) -> Head:
         return {k: torch.stack([h[k] for h in heads]).cpu() for k in PARAM_NAMES}

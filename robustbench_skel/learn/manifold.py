@@ -37,6 +37,7 @@ from ..errors import UserError
 from ..handed import UnlabelledPool
 from ..layout import SkeletonLayout
 from ..motion import valid_prefix_lengths
+from ..progress_meter import progress as show_progress
 
 __all__ = ["ManifoldConfig", "PRESETS", "manifold_config", "MotionEncoder", "MotionManifold", "augment",
            "info_nce", "train_manifold", "load_or_train_manifold"]
@@ -296,11 +297,7 @@ def train_manifold(pool: UnlabelledPool, config: ManifoldConfig, progress: bool 
     else:
         optimizer = torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
     batch = min(config.batch_size, clips.shape[0])
-    epochs = range(config.epochs)
-    if progress:
-        from tqdm import tqdm
-
-        epochs = tqdm(epochs, desc="motion manifold", unit="epoch", leave=False)
+    epochs = show_progress(range(config.epochs), desc="motion manifold", unit="epoch", enabled=progress)
     losses = []
     for epoch in epochs:
         lr = config.lr * 0.1 ** sum(epoch >= m for m in config.lr_milestones)
@@ -334,6 +331,7 @@ def train_manifold(pool: UnlabelledPool, config: ManifoldConfig, progress: bool 
                     queue = torch.cat([k2, queue])[: config.queue]
             total, count = total + float(loss.detach()), count + 1
         losses.append(total / max(count, 1))
+        epochs.set_postfix(loss=f"{losses[-1]:.3f}")
     features = _pool_features(encoder, clips.to(device), 256).cpu().double().numpy()
     centres, _ = kmeans2(features, k, iter=20, minit="++", rng=np.random.default_rng(config.seed))
     centres = F.normalize(torch.from_numpy(centres).float(), dim=1)

@@ -27,6 +27,7 @@ from ..checkpoint import sha256_file
 from ..errors import UserError
 from ..datasets.load import load_dataset
 from ..device import resolve_device
+from ..progress_meter import progress as show_progress
 from ..victim import AuxiliaryHeads, Victim, create_victim, model_card, predict
 
 __all__ = ["TrainConfig", "TrainResult", "resume_path", "train_victim", "training_loss", "check_output", "check_data_names"]
@@ -223,10 +224,8 @@ def train_victim(config: TrainConfig, progress: bool = True) -> TrainResult:
             torch.cuda.set_rng_state(saved["cuda_rng"], device)
         first_epoch, train_acc, seconds_before = saved["epoch"], saved["train_accuracy"], saved["seconds"]
     started = time.perf_counter() - seconds_before
-    from tqdm import tqdm
-
-    bar = tqdm(total=config.epochs * steps_per_epoch, initial=first_epoch * steps_per_epoch,
-               desc=f"train {config.victim} on {config.dataset}", unit="batch", disable=not progress)
+    bar = show_progress(total=config.epochs * steps_per_epoch, initial=first_epoch * steps_per_epoch,
+                        desc=f"train {config.victim} on {config.dataset}", unit="batch", enabled=progress)
     if first_epoch:
         bar.write(f"resuming after epoch {first_epoch}/{config.epochs} from {checkpoint}")
     for epoch in range(first_epoch, config.epochs):

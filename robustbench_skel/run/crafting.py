@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from ..attack import Attack
+from ..progress_meter import progress as show_progress
 from .progress import BatchCheckpoint, generator_states, restore_generators
 
 __all__ = ["Crafted", "attack_rows"]
@@ -37,6 +38,7 @@ def attack_rows(
 ) -> Crafted:
     """Run ``attack`` on ``clips[rows]`` in batches; ``handed`` is the handed object or a factory ``(batch size) -> object``.
 
+    ``progress`` is the label of its progress (:mod:`robustbench_skel.progress_meter`; none without it).
     ``after_batch`` may return per-sample tensors to keep with the batch's extras. With ``checkpoint``
     every finished batch is saved and batches saved by an interrupted attempt are taken back instead of
     re-run (:mod:`robustbench_skel.run.progress`); ``amp`` runs the attack under bfloat16 autocast.
@@ -47,11 +49,8 @@ def attack_rows(
     extra: dict[str, torch.Tensor] = {}
     ever = torch.zeros(clips.shape[0], dtype=torch.bool)
     tracks = True
-    batches = range(0, rows.numel(), batch_size)
-    if progress:
-        from tqdm import tqdm
-
-        batches = tqdm(batches, desc=progress, unit="batch", leave=False)
+    batches = show_progress(range(0, rows.numel(), batch_size), desc=progress or "", unit="batch",
+                            enabled=bool(progress))
     taking_back, rng_after = checkpoint is not None, None
     for index, start in enumerate(batches):
         b = rows[start : start + batch_size]

@@ -21,6 +21,7 @@ from ..budget import budget_size, valid_mask
 from ..layout import SkeletonLayout
 from ..metrics import PER_CLIP_METRICS, imperceptibility, mean_interval, wilson_interval
 from ..victim import predict  # re-exported: predict is the victim contract's, the evaluator uses it
+from ..progress_meter import progress_enabled
 from ..plausibility import NONNEGATIVE_CHANGES, PLAUSIBILITY_TOLERANCES, PLAUSIBILITY_UNITS, plausibility
 
 __all__ = ["predict", "BudgetSpec", "evaluate_attack", "proportion", "plausibility_metrics", "BUDGET_TOLERANCE"]
@@ -107,7 +108,8 @@ def evaluate_attack(
     n = clean.shape[0]
     finite = torch.isfinite(adv.flatten(1)).all(dim=1)
     adv_safe = torch.where(finite.view(-1, 1, 1, 1, 1), adv, clean)
-    adv_pred = predict(model, adv_safe, batch_size, device)
+    adv_pred = predict(model, adv_safe, batch_size, device,
+                       progress="evaluation: re-classifying the returned clips" if progress_enabled() else None)
     fooled = adv_pred.eq(targets) if targets is not None else adv_pred.ne(labels)
     success = fooled & attacked & finite
     mask = valid_mask(clean)

@@ -26,6 +26,7 @@ from ..defense import Defense, DefenseContext
 from ..device import resolve_device
 from ..errors import UserError
 from ..handed import SurrogateEnsemble, SurrogateInfo, UnlabelledPool
+from ..progress_meter import progress_enabled, showing_progress
 from ..registry import ATTACKS, DEFENSES
 from ..victim import LoadedVictim, load_victim, predict
 from .assemble import build_attack, effective_threat_model, with_transfer_step
@@ -145,11 +146,12 @@ def _clean_predictions(model: nn.Module, clips: torch.Tensor, subset: SkeletonDa
                        defense: Defense | None, config: RunConfig, device: torch.device) -> torch.Tensor:
     """The victim's predictions on the clean clips, cached by victim and samples: a transfer matrix evaluates
     the same victim on the same clips once per surrogate row. A randomized defense is always re-evaluated."""
+    label = "evaluation: classifying the clean clips" if progress_enabled() else None
     if defense is not None and defense.randomized:
-        return predict(model, clips, config.batch_size, device)
+        return predict(model, clips, config.batch_size, device, label)
     spec = {"victim": victim_fingerprint, "clips_sha256": tensor_sha256(clips)}
     content, _ = ArtefactStore().load_or_build(
-        "clean-predictions", spec, lambda: {"pred": predict(model, clips, config.batch_size, device)})
+        "clean-predictions", spec, lambda: {"pred": predict(model, clips, config.batch_size, device, label)})
     return content["pred"]
 
 
@@ -178,7 +180,14 @@ def run_benchmark(config: RunConfig, progress: bool = False, write: bool = True,
     equivalent ``run`` command).
 
     The whole configuration is checked first (:func:`validate_run_config`). A surrogate equal to the victim
-    is allowed here (a transfer matrix's diagonal, a reference cell); the ``run`` command refuses it."""
+    is allowed here (a transfer matrix's diagonal, a reference cell); the ``run`` command refuses it.
+    ``progress`` shows the progress of every long step (crafting, sanity re-runs, a defense's CERTIFY):
+    a bar on a terminal, log lines elsewhere (:mod:`robustbench_skel.progress_meter`)."""
+    with showing_progress(progress):
+        return _run_benchmark(config, progress, write, command)
+
+
+def _run_benchmark(config: RunConfig, progress: bool, write: bool, command: str | None) -> RunResult:
     started = time.perf_counter()
     validate_run_config(config, write=write, allow_self_surrogate=True)
     device = resolve_device(config.device)

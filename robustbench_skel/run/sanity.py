@@ -33,6 +33,7 @@ from torch import nn
 from ..attack import Attack, copy_run_settings
 from ..victim import predict
 from ..metrics import wilson_interval
+from ..progress_meter import progress_enabled
 from .crafting import attack_rows
 from .progress import BatchCheckpoint
 from ..registry import ATTACKS
@@ -82,10 +83,11 @@ def variant(attack: Attack, **changes: Any) -> Attack:
 
 def re_run_success(model: nn.Module, evaluated: nn.Module, attack: Attack, x: torch.Tensor, y: torch.Tensor,
                    t: torch.Tensor | None, batch_size: int, device: torch.device, generator_seed: int,
-                   checkpoint: BatchCheckpoint | None = None) -> float:
-    """Success rate of ``attack`` re-run on ``x`` against ``model``, decided by ``evaluated`` (resumable with ``checkpoint``)."""
+                   checkpoint: BatchCheckpoint | None = None, progress: str | None = None) -> float:
+    """Success rate of ``attack`` re-run on ``x`` against ``model``, decided by ``evaluated`` (resumable with
+    ``checkpoint``; its batches shown under the label ``progress``)."""
     adv = attack_rows(attack, model, x, y, t, torch.arange(x.shape[0]), batch_size, device, generator_seed,
-                      checkpoint=checkpoint).adv
+                      checkpoint=checkpoint, progress=progress).adv
     pred = predict(evaluated, adv, batch_size, device)  # always re-classified, so a resumed run draws what it drew
     fooled = pred.eq(t) if t is not None else pred.ne(y)
     return float(fooled.float().mean())
@@ -103,6 +105,7 @@ def run_sanity_checks(
     seed: int,
     checkpoint: BatchCheckpoint | None = None,
     evaluated: nn.Module | None = None,
+    progress: bool | None = None,
 ) -> dict[str, Any]:
     """Run the re-attack checks on ``clips`` (the subset), given the main run's per-sample success there.
 
@@ -113,15 +116,24 @@ def run_sanity_checks(
 
     With ``checkpoint`` (the run's progress) every re-run saves its finished batches in a folder of its
     own, so a run killed during its sanity checks (hours against a randomized defense on a CPU) resumes them.
+    Each re-run shows its progress, labelled "sanity re-run i/k: check", where ``progress`` (default: the
+    run's setting, :func:`robustbench_skel.progress_meter.progress_enabled`) says so.
     """
     n = clips.shape[0]
     base = float(main_success.float().mean()) if n else float("nan")
     checks: dict[str, dict[str, Any]] = {}
+    against_fgsm = attack.norm == "linf" and attack.iterative and attack.name != "fgsm" and "fgsm" in ATTACKS
+    doubled = doubled_iterations(attack) if attack.iterative else None
+    re_runs = 2 + against_fgsm + (doubled is not None)
+    shown = progress_enabled() if progress is None else progress
+    started = [0]
 
     def run(a: Attack, check: str) -> float:
         part = checkpoint.sub(f"sanity-{check}") if checkpoint is not None else None
+        started[0] += 1
+        label = f"sanity re-run {started[0]}/{re_runs}: {check} ({a.name})" if shown else None
         return re_run_success(model, evaluated if evaluated is not None else model, a, clips, labels, targets,
-                              batch_size, device, seed, part)
+                              batch_size, device, seed, part, progress=label)
 
     unbounded = run(variant(attack, **_unbounded_settings(attack)), "unbounded")
     checks["unbounded"] = {
@@ -133,7 +145,7 @@ def run_sanity_checks(
         "passed": doubled_budget >= base, "success": doubled_budget, "reference": base,
         "expect": "success at 2*eps >= success at eps",
     }
-    if attack.norm == "linf" and attack.iterative and attack.name != "fgsm" and "fgsm" in ATTACKS:
+    if against_fgsm:
         fgsm = copy_run_settings(attack, ATTACKS.get("fgsm")(eps=attack.eps, targeted=attack.targeted, seed=attack.seed))
         fgsm_success = run(fgsm, "stronger_than_fgsm")
         checks["stronger_than_fgsm"] = {
@@ -142,7 +154,6 @@ def run_sanity_checks(
         }
     else:
         checks["stronger_than_fgsm"] = {"passed": None, "expect": "applies to iterative L-inf attacks"}
-    doubled = doubled_iterations(attack) if attack.iterative else None
     if doubled is not None:
         doubled_steps = run(doubled[0], "converged")
         checks["converged"] = {

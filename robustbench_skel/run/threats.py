@@ -30,6 +30,7 @@ from ..attack import Attack, ThreatModel
 from ..victim import predict
 from .evaluator import proportion
 from ..handed import LabelOracle, SurrogateEnsemble, UnlabelledPool
+from ..progress_meter import progress_enabled
 from .crafting import Crafted, attack_rows
 from .progress import BatchCheckpoint
 from ..registry import ATTACKS
@@ -116,7 +117,8 @@ class WhiteBox(ThreatSetting):
         single = variant(attack)
         single.eot_samples = 1
         one = re_run_success(self.handed, c.eval_model, single, x, y, t, c.batch_size, c.device, c.seed,
-                             c.checkpoint.sub("sanity-single-draw") if c.checkpoint else None)
+                             c.checkpoint.sub("sanity-single-draw") if c.checkpoint else None,
+                             progress=f"sanity re-run: one draw per gradient ({single.name})" if progress_enabled() else None)
         eot = float(success.float().mean())
         return {"passed": eot >= one, "success": eot, "reference": one, "eot_samples": attack.eot_samples,
                 "expect": "EOT success >= single-draw success (else the EOT estimate is broken or too noisy)"}
@@ -162,8 +164,9 @@ def _reference_check(common: _Common, attack: Attack, clips, labels, targets, at
     reference.eot_samples = common.eot_samples  # adaptive against a randomized defense, like its white-box runs
 
     def build() -> dict[str, Any]:
+        label = f"sanity re-run: white-box {reference.name} on the victim" if progress_enabled() else None
         crafted = attack_rows(reference, common.white_box_model(), x, y, t, torch.arange(x.shape[0]), common.batch_size,
-                              common.device, common.seed)
+                              common.device, common.seed, progress=label)
         pred = predict(common.eval_model, crafted.adv, common.batch_size, common.device)
         return {"fooled": is_adversarial_pred(pred, y, t)}
 
@@ -345,7 +348,7 @@ class DecisionBased(ThreatSetting):
     def oracle(self, num_samples: int, max_queries: int | None = None) -> LabelOracle:
         return LabelOracle(self._classify, num_samples, self.max_queries if max_queries is None else max_queries)
 
-    def _craft(self, attack, clips, labels, targets, rows, max_queries, progress, checkpoint=None):
+    def _craft(self, attack, clips, labels, targets, rows, max_queries, progress, checkpoint=None, label=None):
         c = self.common
         queries = torch.zeros(clips.shape[0], dtype=torch.long)
 
@@ -353,7 +356,7 @@ class DecisionBased(ThreatSetting):
             return {"queries": oracle.counts}
 
         crafted = attack_rows(attack, lambda n: self.oracle(n, max_queries), clips, labels, targets, rows, c.batch_size,
-                              c.device, c.seed, progress=f"{attack.name}" if progress else None, after_batch=record,
+                              c.device, c.seed, progress=(label or attack.name) if progress else None, after_batch=record,
                               checkpoint=checkpoint, amp=c.amp)
         counted = crafted.extra.pop("queries", None)
         if counted is not None:
@@ -383,7 +386,8 @@ class DecisionBased(ThreatSetting):
         c = self.common
         x, y = clips[sub], labels[sub]
         t = None if targets is None else targets[sub]
-        crafted = self._craft(attack, x, y, t, torch.arange(x.shape[0]), self.max_queries // 2, False)
+        crafted = self._craft(attack, x, y, t, torch.arange(x.shape[0]), self.max_queries // 2, progress_enabled(),
+                              label=f"sanity re-run: {attack.name} with half the queries")
         half = float(is_adversarial_pred(predict(c.eval_model, crafted.adv, c.batch_size, c.device), y, t).float().mean())
         full = float(success[sub].float().mean())
         return {"subset_size": int(sub.numel()), "checks": {"monotone_in_queries": {
