@@ -28,7 +28,7 @@ _SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": 
 # 757 pt, less a little room.
 _PT_PER_CHAR = 3.9
 _COLUMN_SEP = 6.0
-_LINE_PT = 740.0
+_LINE_PT = 735.0
 _LEAST_WRAP_CHARS = 10
 _READABLE_PT = 30 * _PT_PER_CHAR  # a wrapped column this wide reads well
 
