@@ -140,7 +140,8 @@ def test_every_section_is_written(board):
     titles = list(_sections((results / "leaderboard.md").read_text()))
     for start in ("synth (SYNTHETIC benchmark): white-box, L-inf eps=0.01 m", "synth (SYNTHETIC benchmark): transfer,",
                   "synth (SYNTHETIC benchmark): no-box,", "synth (SYNTHETIC benchmark): decision-based, L2 minimum-norm",
-                  "Robust accuracy, synth", "Transfer matrix, synth", "Decision-based attacks, synth", "No-box attacks, synth"):
+                  "Robust accuracy, ranked (strong protocol), synth", "Robust accuracy, exploratory (not ranked), synth",
+                  "Certified accuracy, synth", "Transfer matrix, synth", "Decision-based attacks, synth", "No-box attacks, synth"):
         assert any(t.startswith(start) for t in titles), start
     assert not any(t.startswith("Robust accuracy") and "minimum-norm" in t for t in titles)  # no budget, no robustness
 
@@ -159,24 +160,38 @@ def test_worst_case_is_per_sample_over_every_attack():
     assert worst_case([a, shuffled])["robust"] == 5
 
 
+def _table_rows(section: str) -> tuple[str, list[str]]:
+    lines = [line for line in section.splitlines() if line.startswith("| ")]
+    return lines[0], lines[1:]
+
+
 def test_robust_accuracy_table(board):
     results, _, _ = board
     md = _sections((results / "leaderboard.md").read_text())
-    table = next(v for k, v in md.items() if k.startswith("Robust accuracy, synth") and "L-inf eps=0.01" in k)
-    rows = [line for line in table.splitlines() if line.startswith("| ")][1:]
-    header = table.splitlines()[[i for i, l in enumerate(table.splitlines()) if l.startswith("| victim")][0]]
-    assert "certified @ 0.005 m" in header and "certified @ 0.01 m" in header
-    assert header.index("certified @ 0.01 m |") < header.index("certified @ 0.0001 m RMS")  # total L2, then RMS
-    # the standard-protocol row ranks first; then by robust accuracy descending
-    assert rows[0].startswith("| stgcn | smoothing | standard |")
-    assert "| 60.0% [" in rows[0] and "| 40.0% | 30.0% |" in rows[0]  # worst case of both smoothing records; certified
-    stgcn = next(r for r in rows if r.startswith("| stgcn | none |"))
+    ranked = next(v for k, v in md.items() if k.startswith("Robust accuracy, ranked") and "L-inf eps=0.01" in k)
+    explore = next(v for k, v in md.items() if k.startswith("Robust accuracy, exploratory") and "L-inf eps=0.01" in k)
+    assert "Ranking rules:" in ranked and "Ranking rules:" in explore  # said above each table
+    header, rows = _table_rows(ranked)
+    assert "certified" not in header and "protocol" in header and "clips" in header
+    # only the standard-protocol entry is ranked: the worst case of both smoothing records on the same clips
+    assert len(rows) == 1 and rows[0].startswith("| 1 | stgcn | smoothing | standard | 10 |")
+    lo, hi = wilson_interval(6, N)
+    assert f"| 60.0% [{100 * lo:.1f}%, {100 * hi:.1f}%] |" in rows[0]
+    lo, hi = wilson_interval(8, N)  # clean accuracy with its interval: samples 8 and 9 misclassified
+    assert f"| 80.0% [{100 * lo:.1f}%, {100 * hi:.1f}%] |" in rows[0]
+    assert "synth 1.0 test: selection not recorded; ids ids-1" in rows[0]  # the clips' provenance
+    _, rest = _table_rows(explore)
+    stgcn = next(r for r in rest if r.startswith("| stgcn | none |"))
     lo, hi = wilson_interval(3, N)  # pgd breaks 0-2, apgd-ce 3-4, transfer 5, no-box 0; sample 9 clean-wrong
     assert f"30.0% [{100 * lo:.1f}%, {100 * hi:.1f}%]" in stgcn
     assert "| 4 |" in stgcn and "[pgd (3)]" in stgcn  # pgd, apgd-ce, the transfer and the no-box attack
-    quick = [r for r in rows if "| quick |" in r]
-    values = [float(re.search(r"\| (\d+\.\d)% \[", r).group(1)) for r in quick]
-    assert values == sorted(values, reverse=True)
+    assert "no autoattack or standard-preset record" in stgcn
+    assert [r.split("|")[1].strip() for r in rest] == sorted(r.split("|")[1].strip() for r in rest)  # not ranked
+    certified = next(v for k, v in md.items() if k.startswith("Certified accuracy, synth"))
+    header, rows = _table_rows(certified)
+    assert "certified @ 0.005 m" in header and "certified @ 0.01 m" in header
+    assert header.index("certified @ 0.01 m |") < header.index("certified @ 0.0001 m RMS")  # total L2, then RMS
+    assert len(rows) == 1 and rows[0].startswith("| stgcn | smoothing |") and "| 60.0% | 40.0% | 30.0% |" in rows[0]
 
 
 def test_transfer_matrix(board):
@@ -217,17 +232,20 @@ def test_empty_sections_are_omitted(tmp_path):
     write_record(make_record("stgcn", "pgd", broken={0}), tmp_path)
     build_leaderboard(tmp_path, formats="md")
     md = (tmp_path / "leaderboard.md").read_text()
-    for absent in ("Transfer matrix", "No-box", "Decision-based", "transfer,"):
+    for absent in ("Transfer matrix", "No-box", "Decision-based", "): transfer,"):
         assert absent not in md
-    assert "Robust accuracy, synth" in md
+    assert "Robust accuracy, exploratory (not ranked), synth" in md and "Robust accuracy, ranked" not in md
+    assert "nothing here is ranked" in md
     assert not (tmp_path / "leaderboard.html").exists()
 
 
 def _balanced(text: str) -> bool:
-    depth = 0
-    for i, c in enumerate(text):
-        if c in "{}" and i and text[i - 1] == "\\":
+    depth, escaped = 0, False
+    for c in text:
+        if escaped:  # the character after a backslash (\{, \}, and the second backslash of \\)
+            escaped = False
             continue
+        escaped = c == "\\"
         depth += {"{": 1, "}": -1}.get(c, 0)
         if depth < 0:
             return False
@@ -237,17 +255,19 @@ def _balanced(text: str) -> bool:
 def test_latex(board, tmp_path):
     results, _, _ = board
     tex = (results / "leaderboard.tex").read_text()
-    tables = tex.count(r"\begin{tabular}")
+    tables = tex.count(r"\begin{longtable}")
     html_tables = (results / "leaderboard.html").read_text().count("<table")
-    assert tables == html_tables == tex.count(r"\toprule") == tex.count(r"\midrule") == tex.count(r"\bottomrule")
-    assert tables == tex.count(r"\end{tabular}") >= 8
+    # every table a longtable (page breaks lose nothing), its header repeated on each page
+    assert tables == html_tables == tex.count(r"\bottomrule") == tex.count(r"\endfirsthead") == tex.count(r"\endhead")
+    assert tables == tex.count(r"\end{longtable}") >= 8 and r"\begin{tabular}{" not in tex.replace(r"\begin{tabular}[b]", "")
+    assert tex.count(r"\toprule") == 2 * tables
     assert _balanced(tex)
     assert r"ms\_g3d" in tex and "ms_g3d" not in tex
-    assert re.search(r"\d\.\d \[\d+\.\d, \d+\.\d\]", tex)
+    assert re.search(r"\d\.\d & \{\}\[\d+\.\d, \d+\.\d\]", tex)  # a rate, then its interval in a column of its own
     shutil.copytree(results / "runs", tmp_path / "runs")
     build_leaderboard(tmp_path, ci_style="pm", formats=["tex"])
     pm = (tmp_path / "leaderboard.tex").read_text()
-    assert re.search(r"\d\.\d \$\\pm\$ \d+\.\d", pm) and _balanced(pm)
+    assert re.search(r"\d\.\d & \$\\pm\$ \d+\.\d", pm) and _balanced(pm)
     if shutil.which("pdflatex"):
         done = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "leaderboard.tex"],
                               cwd=tmp_path, capture_output=True, text=True, timeout=120)
@@ -277,7 +297,7 @@ def test_html_page(board):
     tags = page.tags
     md_titles = list(_sections((results / "leaderboard.md").read_text()))
     assert len(page.sections) == len(md_titles)
-    assert all(s["tables"] == 1 for s in page.sections if s.get("data-kind") != "plots")
+    assert all(s["tables"] >= 1 for s in page.sections if s.get("data-kind") != "plots")
     for tag, attrs in tags:
         for key in ("src", "href"):
             assert not str(attrs.get(key, "")).lower().startswith(("http:", "https:", "//")), (tag, attrs)

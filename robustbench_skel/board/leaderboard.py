@@ -110,6 +110,7 @@ def _row(path: Path, record: dict) -> dict:
     m, attack, ds = record["metrics"], record["attack"], record["dataset"]
     success = m.get("attack_success_rate") or {}
     ci = success.get("ci95") or [None, None]
+    clean_ci = _clean_interval(m.get("clean_accuracy"), ds.get("num_evaluated"))
     hyper = {k: v for k, v in (attack.get("hyperparameters") or {}).items()
              if k not in ("seed", "eps", "targeted") and (k, v) not in _IMPLIED}
     row = {
@@ -131,6 +132,8 @@ def _row(path: Path, record: dict) -> dict:
         "sample_ids_sha256": ds.get("sample_ids_sha256"),
         "seed": record["seed"],
         "clean_accuracy": _value(m, "clean_accuracy"),
+        "clean_ci_low": clean_ci[0],
+        "clean_ci_high": clean_ci[1],
         "n_attacked": success.get("n"),
         "success_rate": success.get("value"),
         "success_ci_low": ci[0],
@@ -150,6 +153,18 @@ def _row(path: Path, record: dict) -> dict:
     row["max_joint_displacement_cm_worst"] = _value(m, "max_joint_displacement_cm", "max")
     row.update(plausibility_columns(m))  # None throughout for records from before plausibility was measured
     return row
+
+
+def _clean_interval(metric: object, n: int | None) -> tuple[float | None, float | None]:
+    """Clean accuracy's 95% interval: the record's own, else Wilson's from the value and the clips evaluated."""
+    if isinstance(metric, dict) and metric.get("ci95") and None not in metric["ci95"]:
+        return tuple(metric["ci95"])
+    value = metric.get("value") if isinstance(metric, dict) else metric
+    if value is None or not n or isinstance(value, bool):
+        return None, None
+    from ..metrics import wilson_interval  # torch comes with it: only for records without their own interval
+
+    return wilson_interval(round(float(value) * n), n)
 
 
 def _sanity_summary(record: dict) -> str:
@@ -214,9 +229,10 @@ def _refuse_mixed_versions(df: pd.DataFrame) -> None:
 
 def build_sections(df: pd.DataFrame, records: dict[str, dict], plots_dir: Path | None = None,
                    mix_step_rules: bool = False) -> list:
-    """Every section, in reading order: per-setting tables, robust accuracy, transfer matrices,
-    decision-based and no-box tables, physical plausibility, budget curves. Plots are drawn only when
-    ``plots_dir`` is given. Transfer matrices hold one step rule each unless ``mix_step_rules``."""
+    """Every section, in reading order: per-setting tables, robust accuracy (ranked, exploratory,
+    certified), transfer matrices, decision-based and no-box tables, physical plausibility, budget curves.
+    Plots are drawn only when ``plots_dir`` is given. Transfer matrices hold one step rule each unless
+    ``mix_step_rules``. Columns blank in every row of a table are left out."""
     from .model import Section
     from .plausibility import plausibility_sections, plot_plausibility
     from .plots import plot_budget_curves
@@ -247,7 +263,9 @@ def build_sections(df: pd.DataFrame, records: dict[str, dict], plots_dir: Path |
                           ", ".join(sorted(df["dataset"].unique())), bool(df["synthetic"].all()), "all", [])
         section.plots = plausible
         sections.append(section)
-    return sections
+    from .model import drop_empty_columns
+
+    return [drop_empty_columns(s) for s in sections]
 
 
 def _parse_formats(formats: str | Iterable[str] | None) -> list[str]:
@@ -290,7 +308,7 @@ def build_leaderboard(results_dir: str | Path, ci_style: str = "brackets",
         raise UserError(f"no valid run records in {str(results_dir / 'runs')!r}; run `python -m robustbench_skel run` first")
     _refuse_mixed_versions(raw)
     df = _dedup(raw)
-    draw = bool({"md", "html"} & set(wanted))
+    draw = bool({"md", "html", "tex"} & set(wanted))  # each of these shows the plots
     sections = build_sections(df, records, results_dir if draw else None, mix_step_rules)
     written = [p for s in sections for p in s.plots]
     renderers = {

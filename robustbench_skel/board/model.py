@@ -8,10 +8,13 @@ interval stays a number until a renderer formats it, so ``--ci-style`` is one sw
 from __future__ import annotations
 
 import math
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["Cell", "Row", "Section", "CI_STYLES", "fmt_ci", "dataset_label", "budget_label", "is_missing"]
+__all__ = ["Cell", "Row", "Section", "CI_STYLES", "fmt_ci", "fmt_ci_parts", "fmt_value", "dataset_label", "budget_label",
+           "is_missing", "is_numeric_cell", "numeric_columns", "drop_empty_columns", "page_title"]
 
 CI_STYLES = ("brackets", "pm")
 FILTER_KEYS = ("dataset", "threat", "victim", "attack")
@@ -76,6 +79,7 @@ class Section:
     notes: list[str] = field(default_factory=list)
     plots: list[Path] = field(default_factory=list)
     column_victims: list[str | None] | None = None
+    rules: str = ""  # a paragraph said right above this table every time (notes are said once per page)
 
     @property
     def has_table(self) -> bool:
@@ -84,15 +88,84 @@ class Section:
 
 def fmt_ci(ci: tuple[float, float, float] | None, style: str = "brackets", percent_sign: bool = False) -> str:
     """``38.4 [27.6, 51.7]`` or ``38.4 ± 12.1`` (half the interval's width), in percent."""
+    return " ".join(p for p in fmt_ci_parts(ci, style, percent_sign) if p)
+
+
+def fmt_ci_parts(ci: tuple[float, float, float] | None, style: str = "brackets",
+                 percent_sign: bool = False) -> tuple[str, str]:
+    """``("38.4", "[27.6, 51.7]")``: the value and its interval apart, so a renderer can align the
+    value on its decimal point and set the interval beside or below it; ``("n/a", "")`` without a value."""
     if ci is None or is_missing(ci[0]):
-        return "n/a"
+        return "n/a", ""
     pc = "%" if percent_sign else ""
     value, low, high = (100 * v for v in ci)
     if math.isnan(low) or math.isnan(high):
-        return f"{value:.1f}{pc}"
+        return f"{value:.1f}{pc}", ""
     if style == "pm":
-        return f"{value:.1f}{pc} ± {(high - low) / 2:.1f}"
-    return f"{value:.1f}{pc} [{low:.1f}{pc}, {high:.1f}{pc}]"
+        return f"{value:.1f}{pc}", f"± {(high - low) / 2:.1f}"
+    return f"{value:.1f}{pc}", f"[{low:.1f}{pc}, {high:.1f}{pc}]"
+
+
+def fmt_value(x: float | None, unit: str = "") -> str:
+    """A table number: three significant digits in plain notation (``1450``, ``0.0123``, never ``1.4e+03``),
+    so a column of them aligns on the decimal point; ``unit="%"`` for a fraction shown in percent."""
+    if is_missing(x):
+        return "n/a"
+    x = float(x) * (100 if unit == "%" else 1)
+    suffix = "%" if unit == "%" else ""
+    if x == 0 or not math.isfinite(x):
+        return f"{x:g}{suffix}"
+    decimals = max(0, 2 - math.floor(math.log10(abs(x))))
+    return f"{x:.{decimals}f}{suffix}"
+
+
+_NUMBER = re.compile(r"^[-+]?\d+(\.\d+)?%?$")
+
+
+def is_numeric_cell(cell: Cell) -> bool:
+    """A proportion, or a number standing alone (a count, a measurement): right-aligned, decimal-aligned."""
+    if cell.ci is not None:
+        return True
+    return not cell.links and isinstance(cell.sort, (int, float)) and bool(_NUMBER.match(cell.text))
+
+
+def _is_empty(cell: Cell) -> bool:
+    return cell.ci is None and not cell.links and cell.text.strip() in ("", "n/a") and not cell.mark
+
+
+def numeric_columns(section: Section) -> list[bool]:
+    """Per column: every cell holding something is a number (a column of only blanks is not numeric)."""
+    out = []
+    for i in range(len(section.columns)):
+        cells = [row.cells[i] for row in section.rows if not _is_empty(row.cells[i])]
+        out.append(bool(cells) and all(is_numeric_cell(c) for c in cells))
+    return out
+
+
+def drop_empty_columns(section: Section) -> Section:
+    """Leave out the columns blank (or ``n/a``) in every row: a column that says nothing only widens the table."""
+    if not section.rows:
+        return section
+    keep = [i for i in range(len(section.columns)) if not all(_is_empty(row.cells[i]) for row in section.rows)]
+    if len(keep) == len(section.columns):
+        return section
+    section.columns = [section.columns[i] for i in keep]
+    if section.column_victims is not None:
+        section.column_victims = [section.column_victims[i] for i in keep]
+    for row in section.rows:
+        row.cells = [row.cells[i] for i in keep]
+    return section
+
+
+def page_title(sections: Sequence[Section]) -> str:
+    """``robustbench_skel leaderboard: synthetic data (synth)``: the title says when the data is synthetic."""
+    synthetic = sorted({s.dataset for s in sections if s.synthetic and s.dataset})
+    real = sorted({s.dataset for s in sections if not s.synthetic and s.dataset})
+    if synthetic and not real:
+        return f"robustbench_skel leaderboard: synthetic data ({', '.join(synthetic)})"
+    if synthetic:
+        return f"robustbench_skel leaderboard: {', '.join(real)} and synthetic data ({', '.join(synthetic)})"
+    return "robustbench_skel leaderboard" + (f": {', '.join(real)}" if real else "")
 
 
 def dataset_label(dataset: str, synthetic: bool) -> str:

@@ -15,8 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .model import Cell, Row, Section, budget_label, dataset_label, is_missing
-from .report import fmt_num
+from .model import Cell, Row, Section, budget_label, dataset_label, fmt_value, is_missing
 
 __all__ = ["setting_sections", "decision_sections", "nobox_sections", "victims_matrix", "threat_details",
            "THREAT_ORDER", "budget_groups", "stem", "significance_mark", "versus_best_text"]
@@ -99,7 +98,12 @@ def _tags(dataset: str, threat: str | Sequence[str], victims: Sequence[str], att
 
 
 def _num(x: object, unit: str = "") -> Cell:
-    return Cell(text=fmt_num(None if is_missing(x) else float(x), unit), sort=None if is_missing(x) else float(x))
+    return Cell(text=fmt_value(None if is_missing(x) else float(x), unit), sort=None if is_missing(x) else float(x))
+
+
+def _clean(r: pd.Series) -> Cell:
+    """Clean accuracy with its 95% interval (the record's, else Wilson's from the clips evaluated)."""
+    return Cell.proportion(r["clean_accuracy"], r.get("clean_ci_low"), r.get("clean_ci_high"))
 
 
 def _int(x: object) -> Cell:
@@ -127,7 +131,7 @@ def setting_sections(df: pd.DataFrame, records: dict[str, dict] | None = None) -
         g = _sort_protocol_first(g, ["victim", "defense", "success_rate"], [True, True, False])
         details = [threat_details(r) for _, r in g.iterrows()]
         standing = _standing(g, records)
-        columns = ["victim", "defense", "attack", "protocol", "n", "clean acc.", "success [95% CI]", "robust acc."]
+        columns = ["victim", "defense", "attack", "protocol", "n", "clean acc. [95% CI]", "success [95% CI]", "robust acc."]
         columns += [h for _, h, _ in IMPERCEPTIBILITY] + ["checks passed"] + (["vs best (McNemar)"] if standing else [])
         columns += ["threat details"] if any(details) else []
         section = Section("setting", f"{dataset_label(dataset, synthetic)}: {threat}, {budget_label(norm, eps, targeted)}",
@@ -138,7 +142,7 @@ def setting_sections(df: pd.DataFrame, records: dict[str, dict] | None = None) -
                                  "unpaired: not on the same clips, so untested.")
         for (_, r), detail in zip(g.iterrows(), details):
             cells = [Cell(r["victim"]), Cell(r["defense"]), Cell.link(r["attack"], r["record"]), Cell(r["protocol"]),
-                     _int(r["n"]), Cell.proportion(r["clean_accuracy"]),
+                     _int(r["n"]), _clean(r),
                      Cell.proportion(r["success_rate"], r["success_ci_low"], r["success_ci_high"]),
                      Cell.proportion(r["robust_accuracy"])]
             cells += [_num(r[key], unit if unit == "%" else "") for key, _, unit in IMPERCEPTIBILITY]
@@ -213,7 +217,7 @@ def decision_sections(df: pd.DataFrame, results_dir: Path | None = None) -> list
     sections = []
     for (synthetic, dataset, norm, eps, targeted), g in budget_groups(df[df["threat_model"] == "decision-based"]):
         g = _sort_protocol_first(g, ["victim", "defense", "attack", "max_queries"], [True, True, True, True])
-        columns = ["victim", "defense", "attack", "protocol", "max queries", "n", "clean acc.", "success [95% CI]",
+        columns = ["victim", "defense", "attack", "protocol", "max queries", "n", "clean acc. [95% CI]", "success [95% CI]",
                    "median L2 (RMS cm)", "mean queries", "median queries"]
         title = f"Decision-based attacks, {dataset_label(dataset, synthetic)}: {budget_label(norm, eps, targeted)}"
         section = Section("decision", title, dataset, bool(synthetic), "decision-based", columns)
@@ -222,7 +226,7 @@ def decision_sections(df: pd.DataFrame, results_dir: Path | None = None) -> list
         for _, r in g.iterrows():
             l2 = r["median_l2_rms_m"]
             cells = [Cell(r["victim"]), Cell(r["defense"]), Cell.link(r["attack"], r["record"]), Cell(r["protocol"]),
-                     _int(r["max_queries"]), _int(r["n"]), Cell.proportion(r["clean_accuracy"]),
+                     _int(r["max_queries"]), _int(r["n"]), _clean(r),
                      Cell.proportion(r["success_rate"], r["success_ci_low"], r["success_ci_high"]),
                      _num(None if is_missing(l2) else 100 * l2), _num(r["queries_mean"]), _num(r["queries_median"])]
             section.rows.append(Row(cells, _tags(dataset, "decision-based", [r["victim"]], [r["attack"]]), [r["record"]]))
