@@ -188,7 +188,9 @@ def format_run_summary(record: dict[str, Any]) -> str:
         parts = [f"{name} {v['count']}" for name, v in metrics["breakdown"].items()]
         lines.append("  samples broken first by: " + ", ".join(parts))
     if "mean_iterations" in metrics:
-        lines.append(f"  gradient steps per attacked sample: mean {metrics['mean_iterations']['value']:.2f}")
+        gradient = (record.get("threat") or {}).get("model") in ("white-box", "transfer")
+        what = "gradient steps" if gradient else "iterations"  # a decision-based or no-box loop takes no gradient
+        lines.append(f"  {what} per attacked sample: mean {metrics['mean_iterations']['value']:.2f}")
     lines.append(f"  wall time {record['timing']['wall_time_s']:.1f} s (attack {record['timing']['attack_time_s']:.1f} s)")
     return "\n".join(lines)
 
