@@ -1,0 +1,127 @@
+"""Point labels that never overlap: a greedy placement in display space, shared by the board's scatter plots.
+
+Matplotlib puts an annotation where it is told, so a dense scatter ends with labels printed over each
+other. Here each label tries a ring of positions around its point, nearest first, and takes the first
+whose box stays inside the axes and clears every label already placed and every marker; a label placed
+away from its point gets a thin leader line. A label that finds no room is left off the axes and
+returned, for the caller to list in a note (nothing is dropped silently).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+__all__ = ["THREAT_STYLE", "threat_style", "place_labels"]
+
+# One marker, colour and line style per threat model, the same in every figure of the board.
+THREAT_STYLE: dict[str, dict[str, str]] = {
+    "white-box": {"marker": "o", "color": "#1f77b4", "linestyle": "-"},
+    "transfer": {"marker": "s", "color": "#d62728", "linestyle": "--"},
+    "no-box": {"marker": "^", "color": "#2ca02c", "linestyle": ":"},
+    "decision-based": {"marker": "D", "color": "#9467bd", "linestyle": "-."},
+}
+
+
+def threat_style(threat_model: object) -> dict[str, str]:
+    """The marker, colour and line style of a threat model (grey crosses for one the board does not know)."""
+    return THREAT_STYLE.get(str(threat_model), {"marker": "X", "color": "#7f7f7f", "linestyle": "-"})
+
+
+# Offsets tried around a point, in points: right, left, above, below, then the diagonals, on growing rings.
+_DIRECTIONS = [(1, 0), (-1, 0), (1, 1), (-1, 1), (1, -1), (-1, -1), (0, 1), (0, -1),
+               (2, 1), (-2, 1), (2, -1), (-2, -1), (1, 2), (-1, 2), (1, -2), (-1, -2)]
+_RINGS = (5, 12, 22, 34, 48, 64, 84)
+
+
+def _alignment(dx: int, dy: int) -> tuple[str, str]:
+    ha = "left" if dx > 0 else "right" if dx < 0 else "center"
+    va = "bottom" if dy > 0 else "top" if dy < 0 else "center"
+    return ha, va
+
+
+def place_labels(ax: Any, xs: Sequence[float], ys: Sequence[float], labels: Sequence[str], fontsize: float = 7,
+                 marker_px: float = 9.0, spans: Sequence[tuple[float, float]] | None = None) -> list[int]:
+    """Annotate point ``i`` at ``(xs[i], ys[i])`` with ``labels[i]`` where it overlaps nothing already drawn.
+
+    ``spans[i]``, when given, is point ``i``'s vertical error bar ``(low, high)`` in data units: labels keep
+    clear of it too. Call this after the axes' limits and the figure's layout are final (the placement is
+    in pixels). Returns the indices of the labels that found no room (not drawn)."""
+    from matplotlib.text import Text
+
+    fig = ax.figure
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    frame = ax.get_window_extent(renderer)
+    to_px = ax.transData.transform
+    points = [to_px((x, y)) for x, y in zip(xs, ys)]
+    half = marker_px / 2 + 1
+    markers = [(px - half, py - half, px + half, py + half) for px, py in points]
+    bars = []
+    for (px, _), (x, y), (low, high) in zip(points, zip(xs, ys), spans or []):
+        bottom, top = to_px((x, low))[1], to_px((x, high))[1]
+        bars.append((px - 3, min(bottom, top) - 1, px + 3, max(bottom, top) + 1))  # the bar and its caps
+    scale = fig.dpi / 72.0
+    placed_boxes: list[tuple[float, float, float, float]] = []
+    leader_points: list[tuple[float, float]] = []  # samples along the leader lines drawn so far
+
+    def crowding(i: int) -> float:  # crowded points first: they have the fewest free spots
+        px, py = points[i]
+        return -sum(1 for qx, qy in points if abs(qx - px) < 80 and abs(qy - py) < 30)
+
+    def attempt(i: int, obstacles: list) -> bool:
+        for ring in _RINGS:
+            for dx, dy in _DIRECTIONS:
+                if dx == 0 and spans is not None:
+                    continue  # straight above or below, the label would sit on its own error bar
+                norm = math.hypot(dx, dy)
+                ha, va = _alignment(dx, dy)
+                leader = ring > _RINGS[1]
+                text = ax.annotate(labels[i], (xs[i], ys[i]), xytext=(ring * dx / norm, ring * dy / norm),
+                                   textcoords="offset points", ha=ha, va=va, fontsize=fontsize, zorder=4,
+                                   arrowprops={"arrowstyle": "-", "lw": 0.7, "color": "0.3",
+                                               "shrinkA": 0, "shrinkB": half / scale} if leader else None)
+                text.update_positions(renderer)
+                box = Text.get_window_extent(text, renderer)  # the words only: an Annotation's own box holds its leader
+                edges = (box.x0 - 1, box.y0 - 1, box.x1 + 1, box.y1 + 1)
+                inside = (box.x0 >= frame.x0 + 1 and box.x1 <= frame.x1 - 1 and box.y0 >= frame.y0 + 1
+                          and box.y1 <= frame.y1 - 1)
+                line = _leader_samples(points[i], edges, half) if leader else []
+                if (inside and not any(_overlap(edges, other) for other in [*obstacles, *placed_boxes])
+                        and not any(_contains(edges, p) for p in leader_points)
+                        and not any(_contains(other, p) for other in placed_boxes for p in line)):
+                    placed_boxes.append(edges)
+                    leader_points.extend(line)
+                    return True
+                text.remove()
+        return False
+
+    order = sorted(range(len(labels)), key=crowding)
+    # first keep clear of every marker and error bar; what finds no room then may cross another point's bar
+    pending = [i for i in order if not attempt(i, markers + bars)]
+    own_bar = dict(zip(range(len(bars)), bars))
+    unplaced = [i for i in pending if not attempt(i, markers + ([own_bar[i]] if i in own_bar else []))]
+    return sorted(unplaced)
+
+
+def _leader_samples(point: Sequence[float], box: tuple[float, float, float, float], skip: float
+                    ) -> list[tuple[float, float]]:
+    """Points along the straight line from a marker to the nearest point of its label's box (ends left out)."""
+    px, py = point
+    qx, qy = min(max(px, box[0]), box[2]), min(max(py, box[1]), box[3])
+    length = math.hypot(qx - px, qy - py)
+    samples = []
+    for k in range(1, 24):
+        t = k / 24
+        x, y = px + t * (qx - px), py + t * (qy - py)
+        if t * length > skip and (1 - t) * length > 2:
+            samples.append((x, y))
+    return samples
+
+
+def _contains(box: tuple[float, float, float, float], p: tuple[float, float]) -> bool:
+    return box[0] < p[0] < box[2] and box[1] < p[1] < box[3]
+
+
+def _overlap(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
