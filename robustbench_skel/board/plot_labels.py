@@ -31,7 +31,7 @@ def threat_style(threat_model: object) -> dict[str, str]:
 # Offsets tried around a point, in points: right, left, above, below, then the diagonals, on growing rings.
 _DIRECTIONS = [(1, 0), (-1, 0), (1, 1), (-1, 1), (1, -1), (-1, -1), (0, 1), (0, -1),
                (2, 1), (-2, 1), (2, -1), (-2, -1), (1, 2), (-1, 2), (1, -2), (-1, -2)]
-_RINGS = (5, 12, 22, 34, 48, 64, 84)
+_RINGS = (5, 12, 22, 34, 48, 64, 84, 110, 140)
 
 
 def _alignment(dx: int, dy: int) -> tuple[str, str]:
@@ -76,7 +76,7 @@ def place_labels(ax: Any, xs: Sequence[float], ys: Sequence[float], labels: Sequ
                     continue  # straight above or below, the label would sit on its own error bar
                 norm = math.hypot(dx, dy)
                 ha, va = _alignment(dx, dy)
-                leader = ring > _RINGS[1]
+                leader = ring > _RINGS[0]
                 text = ax.annotate(labels[i], (xs[i], ys[i]), xytext=(ring * dx / norm, ring * dy / norm),
                                    textcoords="offset points", ha=ha, va=va, fontsize=fontsize, zorder=4,
                                    arrowprops={"arrowstyle": "-", "lw": 0.7, "color": "0.3",
@@ -89,7 +89,7 @@ def place_labels(ax: Any, xs: Sequence[float], ys: Sequence[float], labels: Sequ
                 line = _leader_samples(points[i], edges, half) if leader else []
                 if (inside and not any(_overlap(edges, other) for other in [*obstacles, *placed_boxes])
                         and not any(_contains(edges, p) for p in leader_points)
-                        and not any(_contains(other, p) for other in placed_boxes for p in line)):
+                        and not any(_contains(other, p) for other in [*markers, *placed_boxes] for p in line)):
                     placed_boxes.append(edges)
                     leader_points.extend(line)
                     return True

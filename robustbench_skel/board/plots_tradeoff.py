@@ -127,6 +127,10 @@ def tradeoff_figures(df: pd.DataFrame) -> Iterator[tuple[str, Any]]:
                      "(bars: 95% Wilson interval)", fontsize=10)
         fig.canvas.draw()
         fig.set_layout_engine("none")  # freeze the layout: labels are placed in pixels
+        legend = fig.legends[0]  # pin the legend where the layout put it, in figure fractions, so that a
+        where = legend.get_window_extent().transformed(fig.transFigure.inverted())  # taller saved image keeps it
+        legend.set_bbox_to_anchor(where, transform=fig.transFigure)
+        legend.set_loc("center")
         left_off = []
         for ax, xs, ys, spans, labels, title in placements:
             missed = place_labels(ax, xs, ys, labels, spans=spans, marker_px=_MARKER_PT * DPI / 72)
