@@ -41,16 +41,19 @@ def _alignment(dx: int, dy: int) -> tuple[str, str]:
 
 
 def place_labels(ax: Any, xs: Sequence[float], ys: Sequence[float], labels: Sequence[str], fontsize: float = 7,
-                 marker_px: float = 9.0, spans: Sequence[tuple[float, float]] | None = None) -> list[int]:
+                 marker_px: float = 9.0, spans: Sequence[tuple[float, float]] | None = None,
+                 drawn: bool = False) -> list[int]:
     """Annotate point ``i`` at ``(xs[i], ys[i])`` with ``labels[i]`` where it overlaps nothing already drawn.
 
     ``spans[i]``, when given, is point ``i``'s vertical error bar ``(low, high)`` in data units: labels keep
     clear of it too. Call this after the axes' limits and the figure's layout are final (the placement is
-    in pixels). Returns the indices of the labels that found no room (not drawn)."""
+    in pixels); ``drawn`` says the figure was drawn since its layout last changed (saves a draw).
+    Returns the indices of the labels that found no room (not drawn)."""
     from matplotlib.text import Text
 
     fig = ax.figure
-    fig.canvas.draw()
+    if not drawn:
+        fig.canvas.draw()
     renderer = fig.canvas.get_renderer()
     frame = ax.get_window_extent(renderer)
     to_px = ax.transData.transform
@@ -69,27 +72,44 @@ def place_labels(ax: Any, xs: Sequence[float], ys: Sequence[float], labels: Sequ
         px, py = points[i]
         return -sum(1 for qx, qy in points if abs(qx - px) < 80 and abs(qy - py) < 30)
 
+    def size(label: str) -> tuple[float, float]:
+        probe = ax.text(0, 0, label, fontsize=fontsize)
+        box = probe.get_window_extent(renderer)
+        probe.remove()
+        return box.width, box.height
+
+    def fits(edges: tuple[float, float, float, float], line: list, obstacles: list) -> bool:
+        inside = (edges[0] >= frame.x0 and edges[2] <= frame.x1 and edges[1] >= frame.y0 and edges[3] <= frame.y1)
+        return (inside and not any(_overlap(edges, other) for other in [*obstacles, *placed_boxes])
+                and not any(_contains(edges, p) for p in leader_points)
+                and not any(_contains(other, p) for other in [*markers, *placed_boxes] for p in line))
+
     def attempt(i: int, obstacles: list) -> bool:
+        width, height = size(labels[i])
+        px, py = points[i]
         for ring in _RINGS:
             for dx, dy in _DIRECTIONS:
                 if dx == 0 and spans is not None:
                     continue  # straight above or below, the label would sit on its own error bar
                 norm = math.hypot(dx, dy)
+                ox, oy = ring * dx / norm, ring * dy / norm
                 ha, va = _alignment(dx, dy)
+                # where the words would land, computed: drawing every candidate would be slow
+                x0 = px + ox * scale - {"left": 0, "right": width, "center": width / 2}[ha]
+                y0 = py + oy * scale - {"bottom": 0, "top": height, "center": height / 2}[va]
                 leader = ring > _RINGS[0]
-                text = ax.annotate(labels[i], (xs[i], ys[i]), xytext=(ring * dx / norm, ring * dy / norm),
-                                   textcoords="offset points", ha=ha, va=va, fontsize=fontsize, zorder=4,
+                edges = (x0 - 2, y0 - 2, x0 + width + 2, y0 + height + 2)
+                if not fits(edges, _leader_samples(points[i], edges, half) if leader else [], obstacles):
+                    continue
+                text = ax.annotate(labels[i], (xs[i], ys[i]), xytext=(ox, oy), textcoords="offset points",
+                                   ha=ha, va=va, fontsize=fontsize, zorder=4,
                                    arrowprops={"arrowstyle": "-", "lw": 0.7, "color": "0.3",
                                                "shrinkA": 0, "shrinkB": half / scale} if leader else None)
                 text.update_positions(renderer)
                 box = Text.get_window_extent(text, renderer)  # the words only: an Annotation's own box holds its leader
-                edges = (box.x0 - 1, box.y0 - 1, box.x1 + 1, box.y1 + 1)
-                inside = (box.x0 >= frame.x0 + 1 and box.x1 <= frame.x1 - 1 and box.y0 >= frame.y0 + 1
-                          and box.y1 <= frame.y1 - 1)
+                edges = (box.x0 - 1, box.y0 - 1, box.x1 + 1, box.y1 + 1)  # check where they did land
                 line = _leader_samples(points[i], edges, half) if leader else []
-                if (inside and not any(_overlap(edges, other) for other in [*obstacles, *placed_boxes])
-                        and not any(_contains(edges, p) for p in leader_points)
-                        and not any(_contains(other, p) for other in [*markers, *placed_boxes] for p in line)):
+                if fits(edges, line, obstacles):
                     placed_boxes.append(edges)
                     leader_points.extend(line)
                     return True

@@ -133,7 +133,7 @@ def tradeoff_figures(df: pd.DataFrame) -> Iterator[tuple[str, Any]]:
         legend.set_loc("center")
         left_off = []
         for ax, xs, ys, spans, labels, title in placements:
-            missed = place_labels(ax, xs, ys, labels, spans=spans, marker_px=_MARKER_PT * DPI / 72)
+            missed = place_labels(ax, xs, ys, labels, spans=spans, marker_px=_MARKER_PT * DPI / 72, drawn=True)
             left_off += [f"{title}: {labels[i]} ({xs[i]:.1f}, {ys[i]:.0f}%)" for i in missed]
         if left_off:  # named under the figure rather than printed over other labels
             width = int(fig.get_figwidth() * 72 / 4.2)  # characters of 7-point text across the figure
