@@ -30,7 +30,7 @@ def threat_style(threat_model: object) -> dict[str, str]:
 
 # Offsets tried around a point, in points: right, left, above, below, then the diagonals, on growing rings.
 _DIRECTIONS = [(1, 0), (-1, 0), (1, 1), (-1, 1), (1, -1), (-1, -1), (0, 1), (0, -1),
-               (2, 1), (-2, 1), (2, -1), (-2, -1), (1, 2), (-1, 2), (1, -2), (-1, -2)]
+               (2, 1), (-2, 1), (2, -1), (-2, -1), (1, 2), (-1, 2), (1, -2), (-1, -2), (1, 4), (-1, 4), (1, -4), (-1, -4)]
 _RINGS = (5, 12, 22, 34, 48, 64, 84, 110, 140)
 
 
@@ -43,7 +43,8 @@ def _alignment(dx: int, dy: int) -> tuple[str, str]:
 def place_labels(ax: Any, xs: Sequence[float], ys: Sequence[float], labels: Sequence[str], fontsize: float = 7,
                  marker_px: float = 9.0, spans: Sequence[tuple[float, float]] | None = None,
                  drawn: bool = False) -> list[int]:
-    """Annotate point ``i`` at ``(xs[i], ys[i])`` with ``labels[i]`` where it overlaps nothing already drawn.
+    """Annotate point ``i`` at ``(xs[i], ys[i])`` with ``labels[i]`` where it overlaps no text already in the
+    axes, no marker and no other label.
 
     ``spans[i]``, when given, is point ``i``'s vertical error bar ``(low, high)`` in data units: labels keep
     clear of it too. Call this after the axes' limits and the figure's layout are final (the placement is
@@ -65,8 +66,14 @@ def place_labels(ax: Any, xs: Sequence[float], ys: Sequence[float], labels: Sequ
         bottom, top = to_px((x, low))[1], to_px((x, high))[1]
         bars.append((px - 3, min(bottom, top) - 1, px + 3, max(bottom, top) + 1))  # the bar and its caps
     scale = fig.dpi / 72.0
-    placed_boxes: list[tuple[float, float, float, float]] = []
+    placed_boxes: list[tuple[float, float, float, float]] = []  # the words already in the axes, first
+    for text in ax.texts:
+        if hasattr(text, "update_positions"):
+            text.update_positions(renderer)
+        box = Text.get_window_extent(text, renderer)
+        placed_boxes.append((box.x0 - 1, box.y0 - 1, box.x1 + 1, box.y1 + 1))
     leader_points: list[tuple[float, float]] = []  # samples along the leader lines drawn so far
+    leaders: list[tuple[tuple[float, float], tuple[float, float]]] = []  # and the lines themselves
 
     def crowding(i: int) -> float:  # crowded points first: they have the fewest free spots
         px, py = points[i]
@@ -78,19 +85,24 @@ def place_labels(ax: Any, xs: Sequence[float], ys: Sequence[float], labels: Sequ
         probe.remove()
         return box.width, box.height
 
-    def fits(edges: tuple[float, float, float, float], line: list, obstacles: list) -> bool:
+    def fits(i: int, edges: tuple[float, float, float, float], leader: bool, obstacles: list, cross: bool) -> bool:
         inside = (edges[0] >= frame.x0 and edges[2] <= frame.x1 and edges[1] >= frame.y0 and edges[3] <= frame.y1)
-        return (inside and not any(_overlap(edges, other) for other in [*obstacles, *placed_boxes])
-                and not any(_contains(edges, p) for p in leader_points)
-                and not any(_contains(other, p) for other in [*markers, *placed_boxes] for p in line))
+        if not inside or any(_overlap(edges, other) for other in [*obstacles, *placed_boxes]):
+            return False
+        if any(_contains(edges, p) for p in leader_points):
+            return False
+        if not leader:
+            return True
+        line = _leader_samples(points[i], edges, half)
+        if any(_contains(other, p) for other in [*markers, *placed_boxes] for p in line):
+            return False
+        return cross or not any(_crosses(_leader(points[i], edges), other) for other in leaders)
 
-    def attempt(i: int, obstacles: list) -> bool:
+    def attempt(i: int, obstacles: list, cross: bool = False) -> bool:
         width, height = size(labels[i])
         px, py = points[i]
         for ring in _RINGS:
             for dx, dy in _DIRECTIONS:
-                if dx == 0 and spans is not None:
-                    continue  # straight above or below, the label would sit on its own error bar
                 norm = math.hypot(dx, dy)
                 ox, oy = ring * dx / norm, ring * dy / norm
                 ha, va = _alignment(dx, dy)
@@ -99,7 +111,7 @@ def place_labels(ax: Any, xs: Sequence[float], ys: Sequence[float], labels: Sequ
                 y0 = py + oy * scale - {"bottom": 0, "top": height, "center": height / 2}[va]
                 leader = ring > _RINGS[0]
                 edges = (x0 - 2, y0 - 2, x0 + width + 2, y0 + height + 2)
-                if not fits(edges, _leader_samples(points[i], edges, half) if leader else [], obstacles):
+                if not fits(i, edges, leader, obstacles, cross):
                     continue
                 text = ax.annotate(labels[i], (xs[i], ys[i]), xytext=(ox, oy), textcoords="offset points",
                                    ha=ha, va=va, fontsize=fontsize, zorder=4,
@@ -108,19 +120,22 @@ def place_labels(ax: Any, xs: Sequence[float], ys: Sequence[float], labels: Sequ
                 text.update_positions(renderer)
                 box = Text.get_window_extent(text, renderer)  # the words only: an Annotation's own box holds its leader
                 edges = (box.x0 - 1, box.y0 - 1, box.x1 + 1, box.y1 + 1)  # check where they did land
-                line = _leader_samples(points[i], edges, half) if leader else []
-                if fits(edges, line, obstacles):
+                if fits(i, edges, leader, obstacles, cross):
                     placed_boxes.append(edges)
-                    leader_points.extend(line)
+                    if leader:
+                        leader_points.extend(_leader_samples(points[i], edges, half))
+                        leaders.append(_leader(points[i], edges))
                     return True
                 text.remove()
         return False
 
     order = sorted(range(len(labels)), key=crowding)
-    # first keep clear of every marker and error bar; what finds no room then may cross another point's bar
+    # first keep clear of every marker and error bar, and no leader crosses another; what finds no room then
+    # may cross another point's bar, and last another leader
     pending = [i for i in order if not attempt(i, markers + bars)]
     own_bar = dict(zip(range(len(bars)), bars))
-    unplaced = [i for i in pending if not attempt(i, markers + ([own_bar[i]] if i in own_bar else []))]
+    pending = [i for i in pending if not attempt(i, markers + ([own_bar[i]] if i in own_bar else []))]
+    unplaced = [i for i in pending if not attempt(i, markers + ([own_bar[i]] if i in own_bar else []), cross=True)]
     return sorted(unplaced)
 
 
@@ -137,6 +152,22 @@ def _leader_samples(point: Sequence[float], box: tuple[float, float, float, floa
         if t * length > skip and (1 - t) * length > 2:
             samples.append((x, y))
     return samples
+
+
+def _leader(point: Sequence[float], box: tuple[float, float, float, float]
+            ) -> tuple[tuple[float, float], tuple[float, float]]:
+    """The leader line of a label: from its marker to the nearest point of its box."""
+    px, py = point
+    return (px, py), (min(max(px, box[0]), box[2]), min(max(py, box[1]), box[3]))
+
+
+def _crosses(a: tuple, b: tuple) -> bool:
+    """Whether two line segments cross (touching ends do not count)."""
+    def side(p, q, r) -> float:
+        return (q[0] - p[0]) * (r[1] - p[1]) - (q[1] - p[1]) * (r[0] - p[0])
+
+    (p1, p2), (q1, q2) = a, b
+    return side(p1, p2, q1) * side(p1, p2, q2) < 0 and side(q1, q2, p1) * side(q1, q2, p2) < 0
 
 
 def _contains(box: tuple[float, float, float, float], p: tuple[float, float]) -> bool:

@@ -134,10 +134,17 @@ def tradeoff_figures(df: pd.DataFrame) -> Iterator[tuple[str, Any]]:
         left_off = []
         for ax, xs, ys, spans, labels, title in placements:
             missed = place_labels(ax, xs, ys, labels, spans=spans, marker_px=_MARKER_PT * DPI / 72, drawn=True)
-            left_off += [f"{title}: {labels[i]} ({xs[i]:.1f}, {ys[i]:.0f}%)" for i in missed]
+            # a name with no room gets a number next to its point, and the note under the figure says whose
+            numbers = [str(len(left_off) + k + 1) for k in range(len(missed))]
+            unnumbered = set(place_labels(ax, [xs[i] for i in missed], [ys[i] for i in missed], numbers,
+                                          spans=[spans[i] for i in missed], marker_px=_MARKER_PT * DPI / 72,
+                                          drawn=True))
+            left_off += [f"({number}) {title}: {labels[i]}" if k not in unnumbered
+                         else f"{title}: {labels[i]} ({xs[i]:.1f}, {ys[i]:.0f}%)"
+                         for k, (number, i) in enumerate(zip(numbers, missed))]
         if left_off:  # named under the figure rather than printed over other labels
             width = int(fig.get_figwidth() * 72 / 4.2)  # characters of 7-point text across the figure
-            fig.text(0.01, -0.005, textwrap.fill("Not labelled for lack of room: " + "; ".join(left_off), width),
+            fig.text(0.01, -0.005, textwrap.fill("Named here for lack of room on the axes: " + "; ".join(left_off), width),
                      fontsize=7, va="top")  # below the figure: the saved image grows to hold it (bbox_inches="tight")
         stem = "_".join(["tradeoff", _safe(dataset), _safe(victim)] + ([] if defense == "none" else [_safe(defense)]))
         yield stem, fig
