@@ -167,6 +167,10 @@ def test_budget_curve_one_line_per_surrogate(tmp_path):
     written = plot_budget_curves(_budget_frame(), tmp_path)
     assert sorted(p.name for p in written) == ["budget_curve_synth_linf_untargeted.png",
                                               "budget_curve_synth_linf_untargeted.svg"]
+    (tmp_path / "again").mkdir()
+    again = plot_budget_curves(_budget_frame(), tmp_path / "again")
+    svg, svg_again = (next(p for p in paths if p.suffix == ".svg") for paths in (written, again))
+    assert svg.read_bytes() == svg_again.read_bytes()  # same records, same bytes
 
 
 # -------------------------------------------------------------------------------------------- trade-off
