@@ -91,6 +91,7 @@ def transfer_sections(df: pd.DataFrame, results_dir: Path | None = None, records
         built = []
         for key, label in zip(rows, labels):
             row_cells, values, own, victims, row_records = [Cell(label), Cell(key[-1])], [], [], [], []
+            missing = []
             newest = None
             for col in columns:
                 r = cells.get((key, col))
@@ -98,6 +99,7 @@ def transfer_sections(df: pd.DataFrame, results_dir: Path | None = None, records
                     row_cells.append(Cell("", sort=None))
                     values.append(math.nan)
                     own.append(False)
+                    missing.append(True)
                     continue
                 newest = r if newest is None or r["created"] > newest["created"] else newest
                 self_cell = is_own_surrogate(r)
@@ -106,6 +108,7 @@ def transfer_sections(df: pd.DataFrame, results_dir: Path | None = None, records
                                                  record=r["record"], mark=mark))
                 values.append(np.nan if is_missing(r["success_rate"]) else float(r["success_rate"]))
                 own.append(self_cell)
+                missing.append(False)
                 victims.append(r["victim"])
                 row_records.append(r["record"])
             others = [v for v, o in zip(values, own) if not o and not math.isnan(v)]
@@ -117,7 +120,7 @@ def transfer_sections(df: pd.DataFrame, results_dir: Path | None = None, records
                                              newest["surrogate_success_ci_high"]))
             built.append((-1 if average is None else average, Row(row_cells, {
                 "dataset": [dataset], "threat": ["transfer"], "victim": sorted(set(victims)), "attack": [key[0]]}, row_records),
-                label, values, own))
+                label, values, own, missing))
         built.sort(key=lambda b: (b[1].cells[1].text != "standard", -b[0]))
         section.rows = [b[1] for b in built]
         if results_dir is not None and built:
@@ -126,7 +129,8 @@ def transfer_sections(df: pd.DataFrame, results_dir: Path | None = None, records
                                        None if is_missing(early_stop) else f"stop-{early_stop}",
                                        None if step == "mixed" else _step_stem(step)) + ".png")
             section.plots.append(plot_heatmap(np.array([b[3] for b in built]), [b[2] for b in built], columns,
-                                              np.array([b[4] for b in built]), path, title))
+                                              np.array([b[4] for b in built]), path, title,
+                                              missing=np.array([b[5] for b in built])))
         sections.append(section)
     return sections
 

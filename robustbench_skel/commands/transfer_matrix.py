@@ -12,7 +12,6 @@ import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from ..atomic import save_figure_atomic
 from ..errors import UserError
 from ..preflight import check_writable_file
 from ..progress_meter import progress as show_progress
@@ -85,32 +84,20 @@ def _table(records: list[dict], rows: list[list[str]], victims: list[str]) -> st
 
 
 def _heatmap(records: list[dict], rows: list[list[str]], victims: list[str], path: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    """The leaderboard's heatmap (fixed 0-100 % scale, own-surrogate cells marked) of this matrix."""
     import numpy as np
 
+    from ..board.plots import plot_heatmap
+
     by_cell = {(tuple(s["name"] for s in r["threat"]["surrogates"]), r["victim"]["name"]): r for r in records}
-    values = np.array([[100 * (by_cell[(tuple(row), v)]["metrics"]["attack_success_rate"]["value"] or 0.0) for v in victims]
-                       for row in rows])
-    fig, ax = plt.subplots(figsize=(1.0 + 0.7 * len(victims), 1.4 + 0.5 * len(rows)))
-    image = ax.imshow(values, cmap="viridis", vmin=0, vmax=max(10.0, float(values.max())))
-    ax.set_xticks(range(len(victims)), victims, rotation=60, ha="right")
-    ax.set_yticks(range(len(rows)), ["+".join(r) for r in rows])
-    for i in range(len(rows)):
-        for j in range(len(victims)):
-            ax.text(j, i, f"{values[i, j]:.0f}", ha="center", va="center", color="white" if values[i, j] < values.max() / 2 else "black", fontsize=8)
+    rate = [[by_cell[(tuple(row), v)]["metrics"]["attack_success_rate"]["value"] for v in victims] for row in rows]
+    values = np.array([[np.nan if x is None else x for x in line] for line in rate], dtype=float)
+    own = np.array([[v in row for v in victims] for row in rows])
     first = records[0]
-    ax.set_title(f"{first['attack']['name']} transfer success (%), {first['dataset']['name']}, eps {first['attack']['eps']:g}")
-    ax.set_xlabel("victim")
-    ax.set_ylabel("surrogate")
-    fig.colorbar(image, ax=ax, fraction=0.03)
-    fig.tight_layout()
+    title = f"{first['attack']['name']} transfer success (%), {first['dataset']['name']}, eps {first['attack']['eps']:g}"
     path.parent.mkdir(parents=True, exist_ok=True)  # checked before any work (run_transfer_matrix)
-    save_figure_atomic(fig, path, dpi=120)
-    plt.close(fig)
-    return path
+    return plot_heatmap(values, ["+".join(r) for r in rows], victims, own, path, title, row_title="surrogate(s)",
+                        missing=np.zeros_like(own))
 
 
 def run_transfer_matrix(config: RunConfig, rows: list[list[str]], victims: str = "all", heatmap: str | None = None,
