@@ -263,3 +263,31 @@ def test_place_labels_keeps_off_the_markers():
             px, py = ax.transData.transform((x, y))
             assert not (box.x0 < px + 4 and px - 4 < box.x1 and box.y0 < py + 4 and py - 4 < box.y1), name
     plt.close(fig)
+
+
+# ---------------------------------------------------------------------------------------------- plausibility
+
+def test_plausibility_scatter_labels_never_overlap_and_none_is_lost(tmp_path, monkeypatch):
+    import robustbench_skel.board.plausibility as board_plausibility
+
+    attacks = ["pgd", "fgsm", "ifgsm", "mifgsm", "nifgsm", "apgd-ce", "apgd-dlr", "smart", "ciasa", "cw", "mig", "bone-length"]
+    rows = [_row(attack=a, success_rate=0.40 + 0.01 * k, plausible_share=0.05 + 0.005 * k)  # a tight pile
+            for k, a in enumerate(attacks)]
+    saved = []
+    monkeypatch.setattr(board_plausibility, "save_figure_atomic", lambda fig, path, **kw: saved.append(fig))
+    close = plt.close
+    monkeypatch.setattr(plt, "close", lambda fig=None: None)  # keep the figure open for inspection
+    board_plausibility.plot_plausibility(pd.DataFrame(rows), tmp_path)
+    (fig,) = saved
+    ax = fig.axes[0]
+    boxes = _label_boxes(ax)
+    _assert_no_overlap(boxes)
+    shown = [name for name, _ in boxes]
+    note = " ".join(t.get_text() for t in fig.texts).replace("\n", " ")
+    for a in attacks:
+        name = f"{a} @stgcn"
+        numbered = re.search(rf"\((\d+)\) {re.escape(name)}(;|$)", note)
+        assert name in shown or numbered or f"{name} (" in note, name
+        if numbered:
+            assert numbered.group(1) in shown, name
+    close(fig)

@@ -92,6 +92,23 @@ def _safe(text: object) -> str:
     return "".join(c if c.isalnum() or c in "-." else "-" for c in str(text))
 
 
+def _label_points(fig, ax, xs: list[float], ys: list[float], labels: list[str]) -> None:
+    """Each point's name where it overlaps nothing (:func:`place_labels`); a name with no room gets a number
+    by its point and is spelled out in a note under the figure, so no point goes unnamed."""
+    import textwrap
+
+    from .plot_labels import place_labels
+
+    missed = place_labels(ax, xs, ys, labels, drawn=True)
+    numbers = [str(k + 1) for k in range(len(missed))]
+    unnumbered = set(place_labels(ax, [xs[i] for i in missed], [ys[i] for i in missed], numbers, drawn=True))
+    notes = [f"({n}) {labels[i]}" if k not in unnumbered else f"{labels[i]} ({xs[i]:.0f}%, {ys[i]:.0f}%)"
+             for k, (n, i) in enumerate(zip(numbers, missed))]
+    if notes:
+        fig.text(0.01, -0.005, textwrap.fill("Named here for lack of room on the axes: " + "; ".join(notes),
+                                             int(fig.get_figwidth() * 72 / 4.2)), fontsize=7, va="top")
+
+
 def plot_plausibility(df: pd.DataFrame, results_dir: Path) -> list[Path]:
     """``plausibility_<dataset>_<norm>_<eps>_<targeted>.png``: success (y) against plausible share (x), one
     labelled point per record that measured it, a marker per threat model; returns the files written."""
@@ -110,13 +127,14 @@ def plot_plausibility(df: pd.DataFrame, results_dir: Path) -> list[Path]:
     for (dataset, synthetic, norm, eps, targeted), g in points.groupby(["dataset", "synthetic", "norm", "eps", "targeted"],
                                                                       sort=True, dropna=False):
         fig, ax = plt.subplots(figsize=(6.4, 4.6))
+        xs, ys, labels = [], [], []
         for threat, tg in g.groupby("threat_model", sort=True):
             ax.scatter(100 * tg["plausible_share"], 100 * tg["success_rate"], marker=markers.get(threat, "x"), s=30,
                        zorder=3, label=threat)
             for _, r in tg.iterrows():
-                label = r["attack"] + ("" if r["defense"] == "none" else f"+{r['defense']}") + f" @{r['victim']}"
-                ax.annotate(label, (100 * r["plausible_share"], 100 * r["success_rate"]), xytext=(4, 3),
-                            textcoords="offset points", fontsize=7)
+                xs.append(100 * r["plausible_share"])
+                ys.append(100 * r["success_rate"])
+                labels.append(r["attack"] + ("" if r["defense"] == "none" else f"+{r['defense']}") + f" @{r['victim']}")
         ax.set_xlabel("plausible share of successful examples (%)")
         ax.set_ylabel("attack success rate (%)")
         ax.set_xlim(-3, 103)
@@ -126,10 +144,13 @@ def plot_plausibility(df: pd.DataFrame, results_dir: Path) -> list[Path]:
         ax.grid(alpha=0.3)
         ax.legend(fontsize="small")
         fig.tight_layout()
+        fig.canvas.draw()
+        fig.set_layout_engine("none")  # labels are placed in pixels: the layout must not move afterwards
+        _label_points(fig, ax, xs, ys, labels)
         budget = "minnorm" if is_missing(eps) else f"eps{eps:g}"
         path = Path(results_dir) / ("_".join(["plausibility", _safe(dataset), _safe(norm), budget,
                                               "targeted" if targeted else "untargeted"]) + ".png")
-        save_figure_atomic(fig, path, dpi=120)
+        save_figure_atomic(fig, path, dpi=120, bbox_inches="tight")  # with the note under the axes
         plt.close(fig)
         written.append(path)
     return written
