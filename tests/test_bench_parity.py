@@ -59,7 +59,7 @@ def test_both_sides_get_the_same_model_clips_steps_and_step_size(monkeypatch, ti
     timing = bench.time_against_torchattacks(attack, tiny_victim, x, y, repeats=3)
     theirs = _FakePGD.made[0]
     assert len(timing.ours_s) == len(timing.theirs_s) == 3 and len(timing.ratios) == 3
-    assert len(theirs.inputs) == 4 and len(seen_by_ours) == 4  # one warm-up call each, then three pairs
+    assert len(theirs.inputs) == 4 and len(seen_by_ours) == 4  # one warm-up call each, then three pairs (ABBA)
     model, ours_clips = seen_by_ours[0]
     assert model is theirs.model, "both are handed the same (unit-box) model"
     assert torch.equal(ours_clips, theirs.inputs[0])

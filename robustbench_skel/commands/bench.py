@@ -168,9 +168,10 @@ def time_against_torchattacks(attack: Attack, model: nn.Module, x: torch.Tensor,
     Both are handed the same model wrapped to take clips scaled into [0, 1] (torchattacks' PGD clamps its
     iterates to that box; coordinates in metres would be cut), with the budget scaled alike and so small
     that no clip succeeds, and our early stopping off (a clip misclassified unattacked would leave the
-    batch at once): both do the same forward and backward passes and the ratio is the cost of the loop around them. Calls alternate, ours first, after
-    one warm-up call of each; on a CPU the clock is this process's CPU time, so that other jobs on a shared
-    machine slow neither side.
+    batch at once): both do the same forward and backward passes, and the ratio is the cost of the loop
+    around them. After one warm-up call of each, calls alternate in ABBA order (ours first in even pairs,
+    theirs first in odd ones). On a CPU the clock is this process's CPU time, which other jobs on a
+    shared machine disturb less than wall time (they still do: run it on a quiet machine).
     """
     torchattacks = importlib.import_module("torchattacks")
     model.eval()
@@ -196,7 +197,11 @@ def time_against_torchattacks(attack: Attack, model: nn.Module, x: torch.Tensor,
     timed(run_ours), timed(run_theirs)
     result = ParityTiming(torchattacks.__version__, "process CPU time" if device.type == "cpu" else "wall",
                           x.shape[0], ours.steps)
-    for _ in range(repeats):
-        result.ours_s.append(timed(run_ours))
-        result.theirs_s.append(timed(run_theirs))
+    for k in range(repeats):  # ABBA: who goes first alternates, so a drift of the machine cancels out
+        if k % 2 == 0:
+            result.ours_s.append(timed(run_ours))
+            result.theirs_s.append(timed(run_theirs))
+        else:
+            result.theirs_s.append(timed(run_theirs))
+            result.ours_s.append(timed(run_ours))
     return result

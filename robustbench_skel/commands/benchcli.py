@@ -113,7 +113,7 @@ def _parity_lines(attack: Attack, victim: torch.nn.Module, x: torch.Tensor, y: t
     per_iteration = lambda seconds: 1000 * sorted(seconds)[len(seconds) // 2] / p.steps  # noqa: E731
     return [
         f"PGD per iteration against torchattacks {p.version} PGD (same model, {p.batch_size} clips, {p.steps} steps, "
-        f"same step size and random start; {p.clock}, {len(p.ours_s)} alternating pairs):",
+        f"same step size and random start; {p.clock}, {len(p.ours_s)} alternating pairs, ABBA order):",
         "",
         "| | ours | torchattacks |",
         "|---|---|---|",
