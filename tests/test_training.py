@@ -94,3 +94,23 @@ def test_half_storage_keeps_tensors_beyond_float16_range_in_float32():
     assert stored["num_batches_tracked"].dtype == torch.int64
     assert all(torch.isfinite(v).all() for v in stored.values())
     assert all(v.dtype != torch.float16 for v in training.storage_state(bn.state_dict(), half=False).values())
+
+
+def test_a_dataset_recipe_in_the_card_overrides_the_general_one(monkeypatch):
+    card = {"train_recipe": {"epochs": 20, "lr": 0.05}, "train_recipes": {"synth2": {"epochs": 60}}}
+    monkeypatch.setattr(training, "model_card", lambda name: card)
+    assert TrainConfig(victim="stgcn", dataset="synth2").resolved().epochs == 60
+    assert TrainConfig(victim="stgcn", dataset="synth2").resolved().lr == 0.05  # the rest from train_recipe
+    assert TrainConfig(victim="stgcn", dataset="synth").resolved().epochs == 20
+    assert TrainConfig(victim="stgcn", dataset="synth2", epochs=5).resolved().epochs == 5  # a flag wins
+
+
+def test_the_shipped_cards_recipes_name_known_fields():
+    from robustbench_skel.registry import VICTIMS
+    from robustbench_skel.victim import model_card
+    import robustbench_skel.victims  # noqa: F401
+
+    for name in VICTIMS.names():
+        card = model_card(name)
+        for dataset, recipe in card.get("train_recipes", {}).items():
+            assert set(recipe) <= set(training.DEFAULT_RECIPE), (name, dataset, recipe)

@@ -33,13 +33,15 @@ from ..victim import AuxiliaryHeads, Victim, create_victim, model_card, predict
 __all__ = ["TrainConfig", "TrainResult", "resume_path", "train_victim", "training_loss", "check_output", "check_data_names"]
 
 
-# The recipe of the shipped synth weights unless a victim's card names its own ("train_recipe").
+# The recipe of the shipped synth weights unless a victim's card names its own ("train_recipe"), and a
+# dataset's own where the card has one ("train_recipes": {"synth2": {...}}: harder data may need more epochs).
 DEFAULT_RECIPE = {"epochs": 20, "batch_size": 32, "lr": 0.05, "weight_decay": 5e-4, "bf16": True}
 
 
 @dataclass
 class TrainConfig:
-    """Training settings; ``None`` means: from the victim card's ``train_recipe``, else ``DEFAULT_RECIPE``."""
+    """Training settings; ``None`` means: from the victim card's recipe for this dataset (``train_recipes``),
+    else its ``train_recipe``, else ``DEFAULT_RECIPE``."""
 
     victim: str = "stgcn"
     dataset: str = "synth"
@@ -56,7 +58,8 @@ class TrainConfig:
     resume: bool = False
 
     def resolved(self) -> "TrainConfig":
-        recipe = {**DEFAULT_RECIPE, **model_card(self.victim).get("train_recipe", {})}
+        card = model_card(self.victim)
+        recipe = {**DEFAULT_RECIPE, **card.get("train_recipe", {}), **card.get("train_recipes", {}).get(self.dataset, {})}
         values = {k: (getattr(self, k) if getattr(self, k) is not None else recipe[k]) for k in DEFAULT_RECIPE}
         return replace(self, **values)
 
