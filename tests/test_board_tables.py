@@ -259,3 +259,14 @@ def test_html_splits_a_wide_table_and_keeps_every_column(long_board):
     for v in victims:
         assert headers.count(v) == 1  # every victim's column once, none clipped or dropped
     assert headers.count("attack@surrogate") == section.count('<table class="board">')  # the row name repeats
+
+
+def test_the_linf_size_is_shown_in_cm_like_the_displacements(tmp_path):
+    linf = {"linf_m": {"value": 0.0075, "ci95": [0.007, 0.008], "max": 0.01, "n": 2}}
+    write_record(make_record("stgcn", "pgd", broken={0, 1}, metrics=linf), tmp_path)
+    build_leaderboard(tmp_path, formats="md")
+    md = (tmp_path / "leaderboard.md").read_text().splitlines()
+    i = next(k for k, line in enumerate(md) if line.startswith("| victim | defense | attack |"))
+    header = [c.strip() for c in md[i].split("|")[1:-1]]
+    cells = [c.strip() for c in md[i + 2].split("|")[1:-1]]
+    assert "L-inf (m)" not in header and cells[header.index("L-inf (cm)")] == "0.750"

@@ -21,14 +21,21 @@ __all__ = ["setting_sections", "decision_sections", "nobox_sections", "victims_m
            "THREAT_ORDER", "budget_groups", "stem", "significance_mark", "versus_best_text"]
 
 THREAT_ORDER = {"white-box": 0, "transfer": 1, "no-box": 2, "decision-based": 3}
+# (record metric, column header, unit); the L-inf size is recorded in metres and shown in cm like the
+# displacements beside it (_SHOWN_SCALE)
 IMPERCEPTIBILITY = [
     ("mean_joint_displacement_cm", "mean disp. (cm)", "cm"),
     ("max_joint_displacement_cm", "max disp. (cm)", "cm"),
-    ("linf_m", "L-inf (m)", ""),
+    ("linf_m", "L-inf (cm)", ""),
     ("bone_length_deviation", "bone dev.", "%"),
     ("acceleration_deviation", "accel. dev. (m/s^2)", ""),
     ("jerk_deviation", "jerk dev. (m/s^3)", ""),
 ]
+_SHOWN_SCALE = {"linf_m": 100.0}
+
+
+def _scaled(value: object, scale: float) -> object:
+    return value if scale == 1.0 or is_missing(value) else float(value) * scale
 
 
 def significance_mark(standing: dict | None) -> str:
@@ -145,7 +152,8 @@ def setting_sections(df: pd.DataFrame, records: dict[str, dict] | None = None) -
                      _int(r["n"]), _clean(r),
                      Cell.proportion(r["success_rate"], r["success_ci_low"], r["success_ci_high"]),
                      Cell.proportion(r["robust_accuracy"])]
-            cells += [_num(r[key], unit if unit == "%" else "") for key, _, unit in IMPERCEPTIBILITY]
+            cells += [_num(_scaled(r[key], _SHOWN_SCALE.get(key, 1.0)), unit if unit == "%" else "")
+                      for key, _, unit in IMPERCEPTIBILITY]
             cells.append(Cell(str(r["sanity"])))
             if standing:
                 cells.append(Cell(versus_best_text(standing.get(r["record"]))))
