@@ -201,10 +201,12 @@ def test_certify_reports_its_noisy_draws(tiny_victim, capsys):
     assert capsys.readouterr().err == "", "outside a run that shows progress, CERTIFY is quiet"
 
 
-def test_a_transfer_matrix_reports_its_cells_and_each_victims_evaluation(tmp_path, capsys):
+def test_a_transfer_matrix_reports_its_cells_and_each_victims_evaluation(tmp_path, capsys, monkeypatch):
     from robustbench_skel.commands.transfer_matrix import run_transfer_matrix
     from robustbench_skel.run.config import RunConfig
 
+    # a cache of its own: clean predictions cached by an earlier test would skip the clean evaluation
+    monkeypatch.setenv("ROBUSTBENCH_SKEL_CACHE", str(tmp_path / "cache"))
     config = RunConfig(attack="ifgsm", n_samples=2, steps=1, sanity_samples=1, device="cpu", results_dir=str(tmp_path))
     run_transfer_matrix(config, [["sgn"]], "sgn", progress=True)
     err = capsys.readouterr().err
