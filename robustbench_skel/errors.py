@@ -18,7 +18,7 @@ class UserError(Exception):
 def suggest(name: str, known: Iterable[str]) -> str:
     """A ``did you mean ...?`` hint naming the closest known names, or the full list."""
     known = sorted(known)
-    close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
+    close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)  # 0.5 paired "nonexistent" with "bone-length"
     if not close:  # prefix matches help with short names like "pgd" vs "pgd-l2"
         close = [k for k in known if k.startswith(name) or name.startswith(k)][:3]
     if close:
