@@ -80,11 +80,11 @@ def _display_unit(data_unit: str, unit: str, scale: float) -> tuple[str, float]:
 
 
 def _measure_line(label: str, m: dict[str, Any], unit: str, factor: float = 1.0, count: bool = False) -> str:
-    """Mean [95% CI], worst; a measure equal on every example is one value (no interval of a constant)."""
+    """Mean [95% CI], worst; a measure equal on every example (as printed) is one value, not an interval."""
     value, lo, hi, worst = (_times(factor, v) for v in (m["value"], *m["ci95"], m["max"]))
-    tol = 1e-6 * abs(value) if value else 1e-12  # float32 rounding of a constant is not a spread
-    if value is not None and lo is not None and hi is not None and hi - lo <= tol \
-            and worst is not None and abs(worst - value) <= tol:
+    # constant at the printed precision (float32 coordinates of metres carry ~1e-7 m of rounding, which
+    # is not a spread): one value, not "[1 cm, 1 cm]"
+    if None not in (value, lo, hi, worst) and len({_quantity(v, unit) for v in (value, lo, hi, worst)}) == 1:
         return f"{label:<26}{_quantity(value, unit):>14}  (every example)"
     worst_text = f"{worst:.0f} {unit}" if count and worst is not None else _quantity(worst, unit)
     return f"{label:<26}{_quantity(value, unit):>14}  [{_quantity(lo, unit)}, {_quantity(hi, unit)}]  worst {worst_text}"
