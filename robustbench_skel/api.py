@@ -66,7 +66,7 @@ def get_attack(name: str, **hp: Any) -> Callable[..., "torch.Tensor"]:
     It returns adversarial clips within its budget (``eps`` in metres per coordinate for L-inf, RMS for L2),
     on the clips' device; absent joints never move. ``hp`` overrides the attack's defaults (``eps``,
     ``steps``, ``step_size``, ``targeted``, ``seed`` and its own hyperparameters: see
-    ``python -m robustbench_skel list``); a targeted attack takes ``attack(model, clips, labels, targets)``.
+    ``python -m robustbench_skel info NAME``); a targeted attack takes ``attack(model, clips, labels, targets)``.
     Transfer, no-box and decision-based attacks need what the runner builds for their threat model
     (surrogates, a clip pool, a query-counting oracle): run them with :func:`benchmark`.
     """
