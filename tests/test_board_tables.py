@@ -63,6 +63,11 @@ def test_strong_protocol_rules():
     assert strong_protocol(clip_record("stgcn", "autoattack", n, targeted=True)) is None
     assert strong_protocol(clip_record("stgcn", "pgd", 4 * n)) is None  # a single attack is never strong
     assert strong_protocol(clip_record("stgcn", "autoattack", n, threat={"model": "transfer", "surrogates": []})) is None
+    randomized = clip_record("stgcn", "autoattack", n)
+    randomized["defense"] = {"name": "randomized-smoothing", "kind": "inference", "randomized": True}
+    assert strong_protocol(randomized) is None  # one random draw per gradient overstates robustness
+    randomized["attack"]["eot_samples"] = 8
+    assert strong_protocol(randomized) == "autoattack skel-aa-v1"
 
 
 def test_ranking_excludes_weak_protocol_entries(tmp_path):

@@ -35,8 +35,8 @@ STRONG_ATTACK = "autoattack"
 
 RANKING_RULES = (
     "Ranking rules: a victim (its weights and defense) is ranked at a budget only if evaluated with a strong protocol: "
-    f"the standard preset, or the {STRONG_ATTACK} cascade (white-box, untargeted) on at least {MIN_STRONG_CLIPS} "
-    "clips. Its robust accuracy is the per-clip worst case over every record on those clips (the strong one plus any "
+    f"the standard preset, or the {STRONG_ATTACK} cascade (white-box, untargeted, with EOT against a randomized "
+    f"defense) on at least {MIN_STRONG_CLIPS} clips. Its robust accuracy is the per-clip worst case over every record on those clips (the strong one plus any "
     "adaptive, transfer, no-box or decision-based attack run there), with its 95% Wilson interval; one row per victim "
     "(the standard preset's clips, else the most clips). Everything else is exploratory and never ranked: weaker "
     "attacks or fewer clips can only overstate robustness."
@@ -78,10 +78,16 @@ def strong_protocol(record: dict) -> str | None:
         return "standard"
     attack = record["attack"]
     if (attack["name"] == STRONG_ATTACK and not attack.get("targeted") and _threat_model(record) == "white-box"
-            and _clips(record) >= MIN_STRONG_CLIPS):
+            and _clips(record) >= MIN_STRONG_CLIPS and not _single_draw_against_randomness(record)):
         version = (attack.get("hyperparameters") or {}).get("version")
         return f"{STRONG_ATTACK} {version}" if version else STRONG_ATTACK
     return None
+
+
+def _single_draw_against_randomness(record: dict) -> bool:
+    """A randomized defense attacked without EOT: each gradient from one random draw, which overstates robustness."""
+    defense = record.get("defense") or {}
+    return bool(defense.get("randomized")) and int(record["attack"].get("eot_samples") or 1) <= 1
 
 
 def _why_not_ranked(records: list[dict]) -> str:
@@ -93,6 +99,8 @@ def _why_not_ranked(records: list[dict]) -> str:
         return f"{STRONG_ATTACK} only targeted"
     if all(_threat_model(r) != "white-box" for r in cascades):
         return f"{STRONG_ATTACK} not white-box"
+    if all(_single_draw_against_randomness(r) for r in cascades):
+        return f"{STRONG_ATTACK} without EOT against a randomized defense"
     return f"{STRONG_ATTACK} on {max(_clips(r) for r in cascades)} clips (< {MIN_STRONG_CLIPS})"
 
 
