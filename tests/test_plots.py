@@ -14,7 +14,7 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 from matplotlib.text import Text  # noqa: E402
 
-from robustbench_skel.board.plot_labels import place_labels  # noqa: E402
+from robustbench_skel.board.plot_labels import add_figure_note, label_or_number, place_labels  # noqa: E402
 from robustbench_skel.board.plots import (HEATMAP_MIN_WIDTH_PX, budget_curve_figures, heatmap_figure,  # noqa: E402
                                           plot_budget_curves, plot_heatmap)
 from robustbench_skel.board.plots_tradeoff import plot_tradeoff, tradeoff_figures  # noqa: E402
@@ -249,6 +249,25 @@ def test_place_labels_on_a_pile_of_points():
     assert sorted(placed + [labels[i] for i in unplaced]) == sorted(labels)  # each label drawn or reported
     assert len(placed) >= 5 and unplaced  # thirty labels cannot all fit in a 3x2 inch box
     _assert_no_overlap(_label_boxes(ax))
+    plt.close(fig)
+
+
+def test_label_or_number_names_every_point_once():
+    fig, ax = plt.subplots(figsize=(3, 2), dpi=100)
+    xs = [5 + 0.05 * k for k in range(30)]
+    ys = [50 + (k % 3) for k in range(30)]
+    ax.set_xlim(0, 10)
+    ax.set_ylim(0, 100)
+    labels = [f"attack-{k}" for k in range(30)]
+    notes = label_or_number(ax, xs, ys, labels, lambda x, y: f"{x:.2f}, {y:.0f}%", first_number=4, prefix="L-inf 1 cm")
+    drawn = [t.get_text() for t in ax.texts]
+    named = drawn + [re.sub(r"^\(\d+\) |^L-inf 1 cm: | \(.*\)$", "", n).removeprefix("L-inf 1 cm: ") for n in notes]
+    assert sorted(n for n in named if n.startswith("attack-")) == sorted(labels)  # each name once: axes or note
+    numbered = [int(m.group(1)) for n in notes if (m := re.match(r"\((\d+)\) L-inf 1 cm: attack-", n))]
+    assert numbered == list(range(4, 4 + len(numbered))) and numbered  # from first_number, no gaps
+    assert sorted(str(k) for k in numbered) == sorted(t for t in drawn if t.isdigit())  # and sit by their points
+    add_figure_note(fig, notes)
+    assert fig.texts and fig.texts[0].get_text().startswith("Named here for lack of room on the axes: (4)")
     plt.close(fig)
 
 

@@ -15,6 +15,7 @@ import pandas as pd
 
 from ..atomic import save_figure_atomic
 from .model import Cell, Row, Section, budget_label, dataset_label, is_missing
+from .plot_labels import add_figure_note, label_or_number
 from .sections import THREAT_ORDER, _sort_protocol_first, _tags, budget_groups
 from ..plausibility import PLAUSIBILITY_METRICS, PLAUSIBILITY_TOLERANCES
 
@@ -92,23 +93,6 @@ def _safe(text: object) -> str:
     return "".join(c if c.isalnum() or c in "-." else "-" for c in str(text))
 
 
-def _label_points(fig, ax, xs: list[float], ys: list[float], labels: list[str]) -> None:
-    """Each point's name where it overlaps nothing (:func:`place_labels`); a name with no room gets a number
-    by its point and is spelled out in a note under the figure, so no point goes unnamed."""
-    import textwrap
-
-    from .plot_labels import place_labels
-
-    missed = place_labels(ax, xs, ys, labels, drawn=True)
-    numbers = [str(k + 1) for k in range(len(missed))]
-    unnumbered = set(place_labels(ax, [xs[i] for i in missed], [ys[i] for i in missed], numbers, drawn=True))
-    notes = [f"({n}) {labels[i]}" if k not in unnumbered else f"{labels[i]} ({xs[i]:.0f}%, {ys[i]:.0f}%)"
-             for k, (n, i) in enumerate(zip(numbers, missed))]
-    if notes:
-        fig.text(0.01, -0.005, textwrap.fill("Named here for lack of room on the axes: " + "; ".join(notes),
-                                             int(fig.get_figwidth() * 72 / 4.2)), fontsize=7, va="top")
-
-
 def plot_plausibility(df: pd.DataFrame, results_dir: Path) -> list[Path]:
     """``plausibility_<dataset>_<norm>_<eps>_<targeted>.png``: success (y) against plausible share (x), one
     labelled point per record that measured it, a marker per threat model; returns the files written."""
@@ -146,7 +130,7 @@ def plot_plausibility(df: pd.DataFrame, results_dir: Path) -> list[Path]:
         fig.tight_layout()
         fig.canvas.draw()
         fig.set_layout_engine("none")  # labels are placed in pixels: the layout must not move afterwards
-        _label_points(fig, ax, xs, ys, labels)
+        add_figure_note(fig, label_or_number(ax, xs, ys, labels, lambda x, y: f"{x:.0f}%, {y:.0f}%", drawn=True))
         budget = "minnorm" if is_missing(eps) else f"eps{eps:g}"
         path = Path(results_dir) / ("_".join(["plausibility", _safe(dataset), _safe(norm), budget,
                                               "targeted" if targeted else "untargeted"]) + ".png")

@@ -4,15 +4,17 @@ Matplotlib puts an annotation where it is told, so a dense scatter ends with lab
 other. Here each label tries a ring of positions around its point, nearest first, and takes the first
 whose box stays inside the axes and clears every label already placed and every marker; a label placed
 away from its point gets a thin leader line. A label that finds no room is left off the axes and
-returned, for the caller to list in a note (nothing is dropped silently).
+returned; :func:`label_or_number` numbers those by their points and :func:`add_figure_note` spells the
+numbers out under the figure, so nothing is dropped silently.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+import textwrap
+from typing import Any, Callable, Sequence
 
-__all__ = ["THREAT_STYLE", "threat_style", "place_labels"]
+__all__ = ["THREAT_STYLE", "threat_style", "place_labels", "label_or_number", "add_figure_note"]
 
 # One marker, colour and line style per threat model, the same in every figure of the board.
 THREAT_STYLE: dict[str, dict[str, str]] = {
@@ -176,3 +178,35 @@ def _contains(box: tuple[float, float, float, float], p: tuple[float, float]) ->
 
 def _overlap(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> bool:
     return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def label_or_number(ax: Any, xs: Sequence[float], ys: Sequence[float], labels: Sequence[str],
+                    coordinates: Callable[[float, float], str], first_number: int = 1, prefix: str = "",
+                    spans: Sequence[tuple[float, float]] | None = None, marker_px: float = 9.0,
+                    drawn: bool = False) -> list[str]:
+    """Name every point: its label where it fits (:func:`place_labels`), else a number by the point.
+
+    Returns one note per point that did not get its label, for :func:`add_figure_note`: ``(n) label`` for
+    a numbered point, or ``label (coordinates)`` when even the number found no room. Numbers run from
+    ``first_number`` without gaps (continue them across the panels of one figure: add the numbered notes); ``prefix`` (a panel's title) goes
+    before each label in the notes."""
+    missed = place_labels(ax, xs, ys, labels, spans=spans, marker_px=marker_px, drawn=drawn)
+    lead = f"{prefix}: " if prefix else ""
+    notes, number = [], first_number
+    for i in missed:  # one at a time, so that the numbers in the axes run without gaps
+        if place_labels(ax, [xs[i]], [ys[i]], [str(number)], spans=[spans[i]] if spans else None,
+                        marker_px=marker_px, drawn=True):
+            notes.append(f"{lead}{labels[i]} ({coordinates(xs[i], ys[i])})")
+        else:
+            notes.append(f"({number}) {lead}{labels[i]}")
+            number += 1
+    return notes
+
+
+def add_figure_note(fig: Any, notes: Sequence[str]) -> None:
+    """The notes of :func:`label_or_number` in 7-point text under the figure (save it with
+    ``bbox_inches="tight"`` so that the image grows to hold them); nothing when every point was named."""
+    if notes:
+        width = int(fig.get_figwidth() * 72 / 4.2)  # characters of 7-point text across the figure
+        fig.text(0.01, -0.005, textwrap.fill("Named here for lack of room on the axes: " + "; ".join(notes), width),
+                 fontsize=7, va="top")

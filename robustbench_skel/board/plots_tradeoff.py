@@ -10,7 +10,6 @@ marker says the threat model. Drawn from the leaderboard's records table and not
 from __future__ import annotations
 
 import math
-import textwrap
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -18,7 +17,7 @@ import pandas as pd
 
 from ..atomic import save_figure_atomic
 from .model import dataset_label, is_missing
-from .plot_labels import THREAT_STYLE, place_labels, threat_style
+from .plot_labels import THREAT_STYLE, add_figure_note, label_or_number, threat_style
 
 __all__ = ["plot_tradeoff", "tradeoff_figures", "panel_title"]
 
@@ -131,21 +130,13 @@ def tradeoff_figures(df: pd.DataFrame) -> Iterator[tuple[str, Any]]:
         where = legend.get_window_extent().transformed(fig.transFigure.inverted())  # taller saved image keeps it
         legend.set_bbox_to_anchor(where, transform=fig.transFigure)
         legend.set_loc("center")
-        left_off = []
+        left_off: list[str] = []  # a name with no room gets a number by its point, and the note says whose
         for ax, xs, ys, spans, labels, title in placements:
-            missed = place_labels(ax, xs, ys, labels, spans=spans, marker_px=_MARKER_PT * DPI / 72, drawn=True)
-            # a name with no room gets a number next to its point, and the note under the figure says whose
-            numbers = [str(len(left_off) + k + 1) for k in range(len(missed))]
-            unnumbered = set(place_labels(ax, [xs[i] for i in missed], [ys[i] for i in missed], numbers,
-                                          spans=[spans[i] for i in missed], marker_px=_MARKER_PT * DPI / 72,
-                                          drawn=True))
-            left_off += [f"({number}) {title}: {labels[i]}" if k not in unnumbered
-                         else f"{title}: {labels[i]} ({xs[i]:.1f}, {ys[i]:.0f}%)"
-                         for k, (number, i) in enumerate(zip(numbers, missed))]
-        if left_off:  # named under the figure rather than printed over other labels
-            width = int(fig.get_figwidth() * 72 / 4.2)  # characters of 7-point text across the figure
-            fig.text(0.01, -0.005, textwrap.fill("Named here for lack of room on the axes: " + "; ".join(left_off), width),
-                     fontsize=7, va="top")  # below the figure: the saved image grows to hold it (bbox_inches="tight")
+            numbered = sum(note.startswith("(") for note in left_off)  # the numbers go on across the panels
+            left_off += label_or_number(ax, xs, ys, labels, lambda x, y: f"{x:.1f}, {y:.0f}%",
+                                        first_number=numbered + 1, prefix=title, spans=spans,
+                                        marker_px=_MARKER_PT * DPI / 72, drawn=True)
+        add_figure_note(fig, left_off)
         stem = "_".join(["tradeoff", _safe(dataset), _safe(victim)] + ([] if defense == "none" else [_safe(defense)]))
         yield stem, fig
 
