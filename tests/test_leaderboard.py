@@ -315,8 +315,21 @@ def test_html_page(board):
     # the transfer heatmap, the perturbation-vs-queries plot, and one success-vs-imperceptibility plot per victim
     tradeoffs = list(results.glob("tradeoff_*.png"))
     assert tradeoffs and len(images) == 2 + len(tradeoffs)
-    assert all(s.startswith("data:image/png;base64,") for s in images)
+    assert all("/" not in s and (results / s).is_file() and s.endswith(".png") for s in images)  # beside the page
     assert "SYNTHETIC" in text and "<script>" in text and "<style>" in text
+
+
+def test_html_embeds_its_plots_on_request(board, tmp_path):
+    results, _, _ = board
+    copy = tmp_path / "results"
+    shutil.copytree(results, copy)
+    build_leaderboard(copy, formats="html", embed_plots=True)
+    text = (copy / "leaderboard.html").read_text()
+    page = _Page()
+    page.feed(text)
+    images = [a["src"] for t, a in page.tags if t == "img"]
+    assert images and all(s.startswith("data:image/png;base64,") for s in images)
+    assert len(text) > sum(p.stat().st_size for p in copy.glob("*.png"))  # the figures travel inside the page
 
 
 def test_load_results(board):

@@ -1,8 +1,10 @@
-"""The leaderboard as one self-contained HTML page (``leaderboard.html``).
+"""The leaderboard as one HTML page (``leaderboard.html``), with no external resources.
 
-Nothing is fetched: the CSS and the few lines of vanilla JS are inline, the plots are PNG data URIs,
-and every figure links to its record with a relative ``runs/<file>.json``, so the page works from a
-checkout, a zip or any static host. Click a column header to sort; the select boxes and the text box
+Nothing is fetched from elsewhere: the CSS and the few lines of vanilla JS are inline, the plots are the
+PNG files beside the page (relative links, loaded lazily; ``embed_plots`` inlines them as data URIs for a
+one-file page, about 4 MiB with 30 figures, which is why it is not the default: the page is committed
+with the records), and every figure links to its record with a relative ``runs/<file>.json``, so the
+folder works from a checkout, a zip or any static host. Click a column header to sort; the select boxes and the text box
 filter rows (and, in matrices, victim columns) across every section.
 """
 
@@ -226,15 +228,17 @@ def _section(index: int, section: Section, ci_style: str, plots: dict) -> str:
             out.append(_table(section, ci_style, block, numeric))
         out.append("</div>")
     for path in section.plots:
-        out.append(f'<figure><img alt="{escape(path.stem)}" src="data:image/png;base64,{plots[path]}">'
+        out.append(f'<figure><img alt="{escape(path.stem)}" loading="lazy" src="{plots[path]}">'
                    f"<figcaption>{escape(path.name)}</figcaption></figure>")
     out.append("</section>")
     return "\n".join(out)
 
 
-def render_html(sections: Sequence[Section], ci_style: str = "brackets") -> str:
-    """The whole page as a string; reads the sections' PNG plots to inline them."""
-    plots = {p: base64.b64encode(p.read_bytes()).decode("ascii") for s in sections for p in s.plots if p.suffix == ".png"}
+def render_html(sections: Sequence[Section], ci_style: str = "brackets", embed_plots: bool = False) -> str:
+    """The whole page as a string, for a file in the folder of the sections' PNG plots (linked by name),
+    or with the plots read and inlined when ``embed_plots``."""
+    plots = {p: (f"data:image/png;base64,{base64.b64encode(p.read_bytes()).decode('ascii')}" if embed_plots
+                 else escape(p.name)) for s in sections for p in s.plots if p.suffix == ".png"}
     for s in sections:
         s.plots = [p for p in s.plots if p in plots]
     values = {k: sorted({v for s in sections for r in s.rows for v in r.tags.get(k, [])}) for k in FILTER_KEYS}

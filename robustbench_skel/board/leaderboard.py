@@ -5,7 +5,7 @@ targeted or not); when several records share that key and the same sample set, t
 The threat model is read from the record (``record["threat"]["model"]``, else the attack's), so a
 new kind of record gets its own tables without this module learning its name. Outputs, all in the
 results folder: ``leaderboard.csv`` (every row, every column), ``leaderboard.md``, ``leaderboard.tex``
-and ``leaderboard.html`` (one self-contained page), plus the plots they embed.
+and ``leaderboard.html`` (one page, no external resources), plus the plots they show.
 """
 
 from __future__ import annotations
@@ -280,10 +280,12 @@ def _parse_formats(formats: str | Iterable[str] | None) -> list[str]:
 
 def build_leaderboard(results_dir: str | Path, ci_style: str = "brackets",
                       formats: str | Iterable[str] | None = None, mix_step_rules: bool = False,
-                      skip_invalid: bool = False, skipped: list[tuple[Path, str]] | None = None) -> tuple[list[Path], int]:
+                      skip_invalid: bool = False, skipped: list[tuple[Path, str]] | None = None,
+                      embed_plots: bool = False) -> tuple[list[Path], int]:
     """Write ``leaderboard.{md,csv,tex,html}`` (those in ``formats``, default all) and their plots in
     ``results_dir``; returns the files written and the number of records in the table. Each transfer
-    matrix holds records of one step rule (rule, step, iterations) unless ``mix_step_rules``.
+    matrix holds records of one step rule (rule, step, iterations) unless ``mix_step_rules``. The HTML page
+    links its plots by file name (they are written beside it), or inlines them when ``embed_plots``.
 
     A record that breaks the schema stops the build with its file and field named, unless
     ``skip_invalid``: then it is left out and ``(path, reason)`` is appended to ``skipped``, for the caller
@@ -315,7 +317,7 @@ def build_leaderboard(results_dir: str | Path, ci_style: str = "brackets",
         "md": lambda: render_markdown(sections, ci_style),
         "csv": lambda: df.to_csv(index=False),
         "tex": lambda: render_latex(sections, ci_style),
-        "html": lambda: render_html(sections, ci_style),
+        "html": lambda: render_html(sections, ci_style, embed_plots),
     }
     for fmt in wanted:
         path = results_dir / f"leaderboard.{fmt}"

@@ -466,6 +466,9 @@ def build_parser() -> argparse.ArgumentParser:
     board.add_argument("--mix-step-rules", action="store_true",
                        help="put transfer records of different step rules (rule, step, iterations) in one matrix, with a "
                             "step column; by default each matrix holds one rule")
+    board.add_argument("--embed-plots", action="store_true",
+                       help="inline the plots in leaderboard.html as data URIs, for a page that travels alone (about "
+                            "4 MiB with 30 figures); by default it links the PNG files written beside it")
     board.add_argument("--skip-invalid", action="store_true",
                        help="leave out records that break the record schema, listing each on stderr (default: refuse them)")
 
@@ -636,7 +639,8 @@ def _cmd_leaderboard(args: argparse.Namespace) -> int:
 
     skipped: list = []
     written, rows = build_leaderboard(args.results_dir, ci_style=args.ci_style, formats=args.formats,
-                                      mix_step_rules=args.mix_step_rules, skip_invalid=args.skip_invalid, skipped=skipped)
+                                      mix_step_rules=args.mix_step_rules, skip_invalid=args.skip_invalid, skipped=skipped,
+                                      embed_plots=args.embed_plots)
     for _, why in skipped:
         print(f"skipped invalid record: {why}", file=sys.stderr)
     print(f"{rows} rows" + (f" ({len(skipped)} invalid record(s) skipped)" if skipped else ""))
