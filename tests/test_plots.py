@@ -267,7 +267,21 @@ def test_label_or_number_names_every_point_once():
     assert numbered == list(range(4, 4 + len(numbered))) and numbered  # from first_number, no gaps
     assert sorted(str(k) for k in numbered) == sorted(t for t in drawn if t.isdigit())  # and sit by their points
     add_figure_note(fig, notes)
-    assert fig.texts and fig.texts[0].get_text().startswith("Named here for lack of room on the axes: (4)")
+    note = fig.texts[0].get_text() if fig.texts else ""
+    assert note.startswith("Named here for lack of room on the axes: ") and re.search(r"\(4\)\s", note)
+    plt.close(fig)
+
+
+def test_place_labels_keeps_off_the_markers_it_is_told_to_avoid():
+    fig, ax = plt.subplots(figsize=(4, 3), dpi=100)
+    ax.set_xlim(0, 3)
+    ax.set_ylim(0, 100)
+    others = [(1.2, 50.0), (1.2, 54.0), (1.0, 54.0), (1.2, 46.0)]  # right and above: the usual places of a label
+    assert place_labels(ax, [1.0], [50.0], ["a-long-label"], marker_px=8, avoid=others) == []
+    (name, box), = _label_boxes(ax)
+    for x, y in others:
+        px, py = ax.transData.transform((x, y))
+        assert not (box.x0 < px + 4 and px - 4 < box.x1 and box.y0 < py + 4 and py - 4 < box.y1), (x, y)
     plt.close(fig)
 
 

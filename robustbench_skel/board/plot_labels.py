@@ -44,13 +44,14 @@ def _alignment(dx: int, dy: int) -> tuple[str, str]:
 
 def place_labels(ax: Any, xs: Sequence[float], ys: Sequence[float], labels: Sequence[str], fontsize: float = 7,
                  marker_px: float = 9.0, spans: Sequence[tuple[float, float]] | None = None,
-                 drawn: bool = False) -> list[int]:
+                 drawn: bool = False, avoid: Sequence[tuple[float, float]] = ()) -> list[int]:
     """Annotate point ``i`` at ``(xs[i], ys[i])`` with ``labels[i]`` where it overlaps no text already in the
     axes, no marker and no other label.
 
     ``spans[i]``, when given, is point ``i``'s vertical error bar ``(low, high)`` in data units: labels keep
     clear of it too. Call this after the axes' limits and the figure's layout are final (the placement is
-    in pixels); ``drawn`` says the figure was drawn since its layout last changed (saves a draw).
+    in pixels); ``drawn`` says the figure was drawn since its layout last changed (saves a draw). The
+    markers of the points in ``avoid`` (data units, not labelled here) are kept clear of too.
     Returns the indices of the labels that found no room (not drawn)."""
     from matplotlib.text import Text
 
@@ -62,7 +63,7 @@ def place_labels(ax: Any, xs: Sequence[float], ys: Sequence[float], labels: Sequ
     to_px = ax.transData.transform
     points = [to_px((x, y)) for x, y in zip(xs, ys)]
     half = marker_px / 2 + 1
-    markers = [(px - half, py - half, px + half, py + half) for px, py in points]
+    markers = [(px - half, py - half, px + half, py + half) for px, py in [*points, *map(to_px, avoid)]]
     bars = []
     for (px, _), (x, y), (low, high) in zip(points, zip(xs, ys), spans or []):
         bottom, top = to_px((x, low))[1], to_px((x, high))[1]
@@ -194,8 +195,9 @@ def label_or_number(ax: Any, xs: Sequence[float], ys: Sequence[float], labels: S
     lead = f"{prefix}: " if prefix else ""
     notes, number = [], first_number
     for i in missed:  # one at a time, so that the numbers in the axes run without gaps
+        others = [(x, y) for k, (x, y) in enumerate(zip(xs, ys)) if k != i]
         if place_labels(ax, [xs[i]], [ys[i]], [str(number)], spans=[spans[i]] if spans else None,
-                        marker_px=marker_px, drawn=True):
+                        marker_px=marker_px, drawn=True, avoid=others):
             notes.append(f"{lead}{labels[i]} ({coordinates(xs[i], ys[i])})")
         else:
             notes.append(f"({number}) {lead}{labels[i]}")
