@@ -59,8 +59,9 @@ def test_both_sides_get_the_same_model_clips_steps_and_step_size(monkeypatch, ti
     timing = bench.time_against_torchattacks(attack, tiny_victim, x, y, repeats=3)
     theirs = _FakePGD.made[0]
     assert len(timing.ours_s) == len(timing.theirs_s) == 3 and len(timing.ratios) == 3
-    assert len(theirs.inputs) == 4 and len(seen_by_ours) == 4  # one warm-up call each, then three pairs (ABBA)
-    model, ours_clips = seen_by_ours[0]
+    on_the_victim = [(m, c) for m, c in seen_by_ours if m is theirs.model]
+    assert len(theirs.inputs) == 4 and len(on_the_victim) == 4  # one warm-up call each, then three pairs (ABBA)
+    model, ours_clips = on_the_victim[0]
     assert model is theirs.model, "both are handed the same (unit-box) model"
     assert torch.equal(ours_clips, theirs.inputs[0])
     assert 0.0 < float(ours_clips.min()) and float(ours_clips.max()) < 1.0, "torchattacks clamps to [0, 1]"
@@ -83,6 +84,18 @@ def test_our_batch_never_shrinks_during_the_timing(monkeypatch, tiny_victim):
         hook.remove()
     # two calls of ours and two of theirs, four steps each, every pass on the whole batch
     assert sizes == [4] * 16
+
+
+def test_the_loops_alone_are_timed_on_a_stand_in(monkeypatch, tiny_victim):
+    _fake_torchattacks(monkeypatch)
+    x = make_clips(n=4, t=10)
+    y = torch.tensor([0, 1, 2, 3])
+    timing = bench.time_against_torchattacks(ATTACKS.get("pgd")(eps=0.01, steps=2), tiny_victim, x, y, repeats=3)
+    stand_in = _FakePGD.made[1]
+    assert stand_in.model is not _FakePGD.made[0].model and not any(p.requires_grad for p in stand_in.model.parameters())
+    assert len(timing.loop_ours_s) == len(timing.loop_theirs_s) == 5  # at least five of each
+    assert torch.equal(stand_in.inputs[0], _FakePGD.made[0].inputs[0])  # the same clips
+    assert 0 < timing.loop_share()
 
 
 def test_median_ratio_pairs_the_calls():

@@ -131,6 +131,9 @@ class ParityTiming:
     steps: int
     ours_s: list[float] = field(default_factory=list)
     theirs_s: list[float] = field(default_factory=list)
+    # the loops alone: the same calls on a linear stand-in for the model, seconds per call
+    loop_ours_s: list[float] = field(default_factory=list)
+    loop_theirs_s: list[float] = field(default_factory=list)
 
     @property
     def ratios(self) -> list[float]:
@@ -138,8 +141,27 @@ class ParityTiming:
 
     @property
     def median_ratio(self) -> float:
-        r = sorted(self.ratios)
-        return r[len(r) // 2]
+        return _median(self.ratios)
+
+    def loop_share(self) -> float:
+        """Our loop's own cost (on the stand-in) as a share of our median call on the real model."""
+        return _median(self.loop_ours_s) / _median(self.ours_s)
+
+
+def _median(values: list[float]) -> float:
+    return sorted(values)[len(values) // 2]
+
+
+class _LinearStandIn(nn.Module):
+    """A model that costs next to nothing, so that timing an attack on it times the attack's own loop."""
+
+    def __init__(self, clip_size: int, num_classes: int) -> None:
+        super().__init__()
+        self.linear = nn.Linear(clip_size, num_classes)
+        self.linear.requires_grad_(False)
+
+    def forward(self, u: torch.Tensor) -> torch.Tensor:
+        return self.linear(u.flatten(1))
 
 
 class _UnitBox(nn.Module):
@@ -185,6 +207,8 @@ def time_against_torchattacks(attack: Attack, model: nn.Module, x: torch.Tensor,
     ours.early_stop = "none"  # the clips the victim misclassifies unattacked must not leave our batch either
     theirs = torchattacks.PGD(unit_model, eps=eps, alpha=ours.step_size, steps=ours.steps, random_start=True)
     clock = time.process_time if device.type == "cpu" else time.perf_counter
+    stand_in = _LinearStandIn(u[0].numel(), int(labels.max()) + 1).to(device).eval()
+    theirs_on_stand_in = torchattacks.PGD(stand_in, eps=eps, alpha=ours.step_size, steps=ours.steps, random_start=True)
 
     def timed(fn: Callable[[], object]) -> float:
         _sync(device)
@@ -204,4 +228,11 @@ def time_against_torchattacks(attack: Attack, model: nn.Module, x: torch.Tensor,
         else:
             result.theirs_s.append(timed(run_theirs))
             result.ours_s.append(timed(run_ours))
+    # the loops alone (masking, projection, bookkeeping): the same calls on the linear stand-in
+    loop_ours, loop_theirs = (lambda: ours(stand_in, u, labels)), (lambda: theirs_on_stand_in(u, labels))
+    timed(loop_ours), timed(loop_theirs)
+    for k in range(max(5, repeats)):
+        pair = (loop_ours, loop_theirs) if k % 2 == 0 else (loop_theirs, loop_ours)
+        for fn in pair:
+            (result.loop_ours_s if fn is loop_ours else result.loop_theirs_s).append(timed(fn))
     return result

@@ -121,6 +121,9 @@ def _parity_lines(attack: Attack, victim: torch.nn.Module, x: torch.Tensor, y: t
         "",
         f"pair ratios (ours / torchattacks): {', '.join(f'{r:.3f}' for r in p.ratios)}",
         f"ratio to torchattacks per iteration (median of pairs): {p.median_ratio:.3f}",
+        f"the loops alone (a linear stand-in for the model): ours {per_iteration(p.loop_ours_s):.3f} ms, torchattacks "
+        f"{per_iteration(p.loop_theirs_s):.3f} ms per iteration; our loop is {100 * p.loop_share():.2f}% of our "
+        "iteration on this victim, the rest is the model's own passes",
     ]
 
 
