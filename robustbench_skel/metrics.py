@@ -93,7 +93,9 @@ def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[f
     denom = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return (max(0.0, centre - half), min(1.0, centre + half))
+    # min/max: in floating point, 0 of n gave a lower bound of 3e-17 and n of n an upper one just under 1,
+    # an interval that missed its own estimate; the exact bounds there are 0 and 1
+    return (min(p, max(0.0, centre - half)), max(p, min(1.0, centre + half)))
 
 
 def mean_interval(values: Sequence[float] | np.ndarray, confidence: float = 0.95,

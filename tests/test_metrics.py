@@ -70,6 +70,14 @@ def test_wilson_interval_matches_scipy(k, n):
     assert ours == pytest.approx((ref.low, ref.high), abs=1e-9)
 
 
+def test_wilson_interval_holds_its_estimate_at_the_ends():
+    for n in range(1, 200):  # 0 of 6 once had a lower bound of 3e-17, 10 of 10 an upper one of 1 - 1e-16
+        assert wilson_interval(0, n)[0] == 0.0 and wilson_interval(n, n)[1] == 1.0
+        for k in range(n + 1):
+            low, high = wilson_interval(k, n)
+            assert low <= k / n <= high
+
+
 def test_wilson_interval_empty():
     assert all(math.isnan(v) for v in wilson_interval(0, 0))
 
