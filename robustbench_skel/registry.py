@@ -31,6 +31,7 @@ class Registry(Generic[T]):
         self.group = f"robustbench_skel.{kind}s"
         self._builtin_module = builtin_module
         self._items: dict[str, T] = {}
+        self._aliases: dict[str, str] = {}  # old name -> current name: found by get(), not listed by names()
         self._loaded = False
 
     def register(self, name: str | None = None) -> Callable[[T], T]:
@@ -53,6 +54,10 @@ class Registry(Generic[T]):
 
         return decorator
 
+    def alias(self, old: str, current: str) -> None:
+        """Let ``old`` (a name that commands and records of an earlier version used) find ``current``."""
+        self._aliases[old] = current
+
     def _load(self) -> None:
         if self._loaded:
             return
@@ -71,7 +76,7 @@ class Registry(Generic[T]):
     def get(self, name: str) -> T:
         self._load()
         try:
-            return self._items[name]
+            return self._items[self._aliases.get(name, name)]
         except KeyError:
             raise UserError(f"unknown {self.kind} {name!r}; {suggest(name, self._items)}") from None
 
@@ -85,7 +90,7 @@ class Registry(Generic[T]):
 
     def __contains__(self, name: object) -> bool:
         self._load()
-        return name in self._items
+        return self._aliases.get(name, name) in self._items  # type: ignore[call-overload]
 
 
 ATTACKS: Registry = Registry("attack", "robustbench_skel.attacks")
