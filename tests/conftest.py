@@ -101,14 +101,15 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
 
 @pytest.fixture(scope="session")
 def trained_tiny_checkpoint(tmp_path_factory) -> Path:
-    """The tiny victim trained briefly on synth through the real training code (a few seconds)."""
+    """The tiny victim trained briefly on synth through the real training code (a few seconds; about half of
+    the test clips right, chance is 1 in 51)."""
     from robustbench_skel.learn.training import TrainConfig, train_victim
 
     out = tmp_path_factory.mktemp("tiny") / "tiny-synth.pt"
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("ROBUSTBENCH_SKEL_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
-        result = train_victim(TrainConfig(victim="tiny-test-victim", epochs=4, lr=0.05, bf16=False, out=str(out), device="cpu"), progress=False)
-    assert result.test_accuracy > 0.3, "the tiny victim should learn synth well above chance (1/12)"
+        result = train_victim(TrainConfig(victim="tiny-test-victim", epochs=12, lr=0.2, bf16=False, out=str(out), device="cpu"), progress=False)
+    assert result.test_accuracy > 0.3, "the tiny victim should learn synth well above chance (1/51)"
     return out
 
 

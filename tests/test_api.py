@@ -126,7 +126,7 @@ def test_load_victim_refuses_bad_input_in_one_line(kwargs, message):
 
 def test_load_clips_gives_metres_in_the_runs_order(record):
     clips, labels = rb.load_clips("synth", split="test", n=4)
-    assert clips.shape == (4, 3, 48, 25, 2) and clips.dtype == torch.float32
+    assert clips.shape == (4, 3, 64, 25, 2) and clips.dtype == torch.float32
     assert labels.shape == (4,) and labels.dtype == torch.int64
     assert clips.abs().max() < 5  # metres: a body fits in a few of them
     assert labels.tolist() == record["samples"]["label"]  # the clips `run --n-samples 4` evaluates

@@ -14,7 +14,7 @@ import robustbench_skel.attacks.smart  # noqa: F401  (registers "smart")
 from robustbench_skel.attack import is_adversarial
 from robustbench_skel.attacks import _perceptual as P
 from robustbench_skel.budget import valid_mask
-from robustbench_skel.datasets.synth import generate_clips
+from robustbench_skel.datasets import synth2
 from robustbench_skel.layout import HDM05_25, NTU25, get_layout
 from robustbench_skel.metrics import imperceptibility
 from robustbench_skel.registry import ATTACKS
@@ -40,8 +40,10 @@ def _labels(model, x):
 
 
 def _synth(n: int) -> torch.Tensor:
-    """Realistic NTU-25 clips (forward kinematics, constant bone lengths, 48 frames, zero padding)."""
-    return torch.from_numpy(generate_clips(range(1, 3), range(12), 1).clips[:n])
+    """Realistic NTU-25 clips: synth's motion before its sensor model (forward kinematics, so constant bone
+    lengths), single-person classes, 64 frames with zero padding after each clip's valid length."""
+    keys = [(s, a, 1, 1) for s in (1, 2) for a in range(12)]
+    return torch.from_numpy(synth2.generate_clips(keys).clean[:n])
 
 
 def _bone_lengths(x: torch.Tensor, layout=NTU25) -> torch.Tensor:

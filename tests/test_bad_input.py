@@ -325,8 +325,8 @@ CASES = [
     ("bench-unknown-surrogate", ["bench", "--attack", "tasar", "--surrogate", "nosuch"], ["unknown surrogate 'nosuch'"]),
     # ---- describe
     ("describe-unknown-dataset", ["describe", "nosuch"], ["unknown dataset 'nosuch'"]),
-    ("describe-out-under-file", ["describe", "synth2", "--out", "{ws}/afile/classes.png"], ["--out", "is a file"]),
-    ("describe-out-is-folder", ["describe", "synth2", "--out", "{ws}/adir"], ["--out", "is a folder"]),
+    ("describe-out-under-file", ["describe", "synth", "--out", "{ws}/afile/classes.png"], ["--out", "is a file"]),
+    ("describe-out-is-folder", ["describe", "synth", "--out", "{ws}/adir"], ["--out", "is a folder"]),
     ("no-command", [], ["command"]),
     ("unknown-command", ["frobnicate"], ["invalid choice"]),
 ]

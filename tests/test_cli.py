@@ -186,10 +186,10 @@ def test_bad_data_gets_one_clear_line_and_no_record(tmp_path, capsys, tiny_check
 
 def test_labels_beyond_the_checkpoint_classes(tmp_path, capsys, tiny_checkpoint):
     clips = np.random.default_rng(0).normal(0, 0.3, (4, 3, 10, 25, 2)).astype(np.float32)
-    path = write_npz(tmp_path / "d.npz", clips, np.array([0, 1, 2, 15]))
+    path = write_npz(tmp_path / "d.npz", clips, np.array([0, 1, 2, 60]))  # the checkpoint knows synth's 51
     code, out, err = _run(capsys, "run", "--victim", "tiny-test-victim", "--checkpoint", str(tiny_checkpoint),
                           "--data-path", str(path), "--results-dir", str(tmp_path / "r"))
-    _assert_one_line_error(code, out, err, "16 classes", "12")
+    _assert_one_line_error(code, out, err, "61 classes", "51")
 
 
 class _TrainingConfig:
@@ -198,7 +198,7 @@ class _TrainingConfig:
 
 @pytest.mark.parametrize("problem", ["missing", "unexpected", "misshaped", "unsafe"])
 def test_bad_checkpoints_are_named(tmp_path, capsys, problem):
-    state = TinyVictim(num_classes=12).state_dict()
+    state = TinyVictim(num_classes=51).state_dict()  # synth's class count
     if problem == "missing":
         del state["fc.bias"]
         needles = ["missing keys: fc.bias"]
@@ -207,7 +207,7 @@ def test_bad_checkpoints_are_named(tmp_path, capsys, problem):
         needles = ["unexpected keys: head.extra"]
     elif problem == "misshaped":
         state["fc.weight"] = torch.zeros(60, 400)
-        needles = ["mis-shaped", "fc.weight (60, 400) vs (12, 400)"]
+        needles = ["mis-shaped", "fc.weight (60, 400) vs (51, 400)"]
     else:
         state = {"state_dict": state, "config": _TrainingConfig()}  # arbitrary objects are not unpickled
         needles = ["cannot be loaded safely"]

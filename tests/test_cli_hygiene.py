@@ -108,13 +108,15 @@ def test_info_stgcn_shows_its_card(capsys):
     assert f"ntu60-xsub {card['published_accuracy'][0]['top1']:.1f}%" in out
     assert f"input convention: {card['input_convention']}" in out
     assert "checkpoint format: --checkpoint takes a state_dict" in out and card["official_checkpoints"] in out
-    assert "shipped weights for synth: clean test accuracy 92.7%" in out
+    accuracy = card["pretrained"]["synth"]["clean_test_accuracy"]
+    assert f"shipped weights for synth: clean test accuracy {100 * accuracy:.1f}%" in out
 
 
 def test_info_synth_describes_the_dataset(capsys):
     code, out, err = _run(capsys, "info", "synth")
     assert code == 0, err
-    assert out.startswith("synth (dataset): SYNTHETIC") and "splits: train, test (default test)" in out
+    assert out.startswith("synth (dataset): SYNTHETIC procedural benchmark 2.0")
+    assert "splits: train, test, xsub-train, xsub-test, xview-train, xview-test (default test)" in out
     assert "read from your files" not in out  # synth is generated, not read
 
 

@@ -261,7 +261,7 @@ def test_missing_defended_weights_name_the_defend_command(tiny_victim):
 def tiny_checkpoint(tmp_path):
     torch.manual_seed(0)
     path = tmp_path / "tiny12.pt"
-    torch.save(TinyVictim(num_classes=12).state_dict(), path)
+    torch.save(TinyVictim(num_classes=51).state_dict(), path)  # synth's class count
     return path
 
 
@@ -297,10 +297,10 @@ def test_defend_cli_writes_weights_that_load_and_resumes(tmp_path, tiny_checkpoi
 
     victim = load_victim("tiny-test-victim", 12, NTU25, "synth", str(tiny_checkpoint)).model
     defense = DEFENSES.get("pgd-at")(steps=1)
-    model = defense.apply(victim, context(num_classes=12, checkpoint=str(out)))
+    model = defense.apply(victim, context(num_classes=51, checkpoint=str(out)))
     described = defense.describe()
     assert described["weights_sha256"] and described["kind"] == "training"
-    assert model(make_clips(n=2)).shape == (2, 12)
+    assert model(make_clips(n=2)).shape == (2, 51)
     assert not torch.equal(model.fc.weight, victim.fc.weight)  # the defended weights, not the victim's
 
 

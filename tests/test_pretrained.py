@@ -21,23 +21,26 @@ def test_stgcn_ships_synth_weights():
 
 @pytest.mark.parametrize("name", SHIPPED)
 def test_shipped_weights_match_their_card(name):
+    """Intact files, the command that built them, and the calibrated difficulty of synth 2.0: every
+    shipped victim between 70% and 95% on the full test split (stgcn at most 92%), as issue 24 set it."""
     files, entry = pretrained_weights(name, "synth")
     for _, path, expected in files:
         assert sha256_file(path) == expected
     assert entry["command"].startswith("python -m robustbench_skel train --victim ")
-    assert 0.9 <= entry["clean_test_accuracy"] <= 1.0
+    assert entry["dataset_version"] == "2.0" and entry["test_samples"] == len(load_dataset("synth", "test", None))
+    assert 0.70 <= entry["clean_test_accuracy"] <= (0.92 if name == "stgcn" else 0.95)
 
 
 def _every_class(labels: np.ndarray, per_class: int) -> list[int]:
-    """``per_class`` test clips of every class, spread over the class's clips (so over its subjects).
-
-    A quick check of the card's figure: 36 clips of all 12 synth classes. (Every 6th clip, the former
-    choice, held only 4 of the 12 classes, as the split cycles through them; and the heavy victims take
-    most of a second per clip on one CPU thread.)"""
+    """``per_class`` test clips of every class, spread over the class's clips and, from class to class, over
+    the performers (the split lists a class's clips performer by performer: taking the same position in
+    every class would test one performer). One per class (51 clips) keeps the heaviest victims to seconds."""
+    classes = np.unique(labels)
     picked = []
-    for c in np.unique(labels):
+    for k, c in enumerate(classes):
         members = np.flatnonzero(labels == c)
-        picked += members[np.linspace(0, len(members) - 1, per_class).round().astype(int)].tolist()
+        offsets = (np.arange(per_class) + k / len(classes)) * len(members) / per_class
+        picked += members[offsets.astype(int)].tolist()
     return picked
 
 
@@ -51,13 +54,15 @@ def test_the_accuracy_check_holds_every_class():
 
 @pytest.mark.parametrize("name", SHIPPED)
 def test_shipped_weights_classify_synth_well(name):
+    """Strict loading, and the card's accuracy within 0.15 on one clip of every class (51 clips: a
+    binomial standard deviation of 0.05 at 85%; the subset is fixed, so this never flips by chance)."""
     test = load_dataset("synth", "test", None)
-    victim = load_victim(name, test.num_classes, test.layout, "synth").model
-    subset = test.subset(_every_class(test.tensors()[1].numpy(), per_class=3))
+    victim = load_victim(name, test.num_classes, test.layout, "synth").model  # strict load
+    subset = test.subset(_every_class(test.tensors()[1].numpy(), per_class=1))
     x, y = subset.tensors()
     accuracy = float((predict(victim, x, 32, "cpu") == y).float().mean())
     card = model_card(name)["pretrained"]["synth"]["clean_test_accuracy"]
-    assert accuracy >= card - 0.1, f"{name}: {accuracy:.3f} on a subset, card says {card:.3f}"
+    assert accuracy >= card - 0.15, f"{name}: {accuracy:.3f} on one clip per class, card says {card:.3f}"
 
 
 def test_default_victim_runs_end_to_end(tmp_path, capsys):
@@ -69,22 +74,4 @@ def test_default_victim_runs_end_to_end(tmp_path, capsys):
     files, entry = pretrained_weights("stgcn", "synth")
     assert record["victim"]["checkpoint_sha256"] == entry["sha256"] == files[0][2]
     assert record["victim"]["pretrained_on"] == "synth"
-    assert record["dataset"]["synthetic"] is True
-
-
-SHIPPED_V2 = [name for name in VICTIMS.names() if "synth2" in model_card(name).get("pretrained", {})]
-
-
-@pytest.mark.parametrize("name", SHIPPED_V2)
-def test_shipped_synth2_weights_load_strictly_and_beat_chance(name):
-    """synth 2.0 weights (shipped as each victim is retrained): intact, strict-loading, well above chance."""
-    files, entry = pretrained_weights(name, "synth2")
-    for _, path, expected in files:
-        assert sha256_file(path) == expected
-    assert entry["dataset_version"] == "2.0" and 0.7 <= entry["clean_test_accuracy"] <= 0.95
-    test = load_dataset("synth2", "test", None)
-    victim = load_victim(name, test.num_classes, test.layout, "synth2").model  # strict load
-    subset = test.subset(_every_class(test.tensors()[1].numpy(), per_class=2))
-    x, y = subset.tensors()
-    accuracy = float((predict(victim, x, 32, "cpu") == y).float().mean())
-    assert accuracy >= 5.0 / test.num_classes, f"{name}: {accuracy:.3f}, chance is {1 / test.num_classes:.3f}"
+    assert record["dataset"]["synthetic"] is True and record["dataset"]["version"] == "2.0"

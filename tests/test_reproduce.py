@@ -53,7 +53,7 @@ def test_changed_checkpoint_is_refused_in_one_line(tmp_path, capsys, trained_tin
     shutil.copy(trained_tiny_checkpoint, weights)
     path, _ = _record(tmp_path, capsys, weights)
     torch.manual_seed(1)
-    torch.save(TinyVictim(num_classes=12).state_dict(), weights)
+    torch.save(TinyVictim(num_classes=51).state_dict(), weights)
     code, out, err = _run(capsys, "reproduce", str(path))
     lines = err.strip().splitlines()
     assert code == 2 and len(lines) == 1 and "checkpoint sha256" in lines[0] and "Traceback" not in err

@@ -1,274 +1,233 @@
-"""The procedural ``synth`` benchmark: shapes, determinism, exact bone lengths, plausibility, variation."""
+"""``synth`` 2.0: determinism, splits, two-person classes, exact clean skeletons, the sensor model's statistics."""
 
 from __future__ import annotations
-
-import re
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from robustbench_skel.datasets import synth
+from robustbench_skel.datasets import synth2, synth_actions
+from robustbench_skel.datasets.synth_body import performer
+from robustbench_skel.datasets.synth_sensor import SENSOR, SensorModel
 from robustbench_skel.layout import NTU25
 
-T, V = synth.SYNTH_FRAMES, NTU25.num_joints
-HEAD, SPINE_BASE, SPINE_MID, SPINE_SHOULDER = 3, 0, 1, 20
-L_HAND, R_HAND, R_SHOULDER, R_HAND_TIP = 7, 11, 8, 23
-L_HIP, R_HIP, L_ANKLE, R_ANKLE, L_FOOT, R_FOOT = 12, 16, 14, 18, 15, 19
-ID_RE = re.compile(r"S(\d{3})A(\d{3})R(\d{2})")
+T, V = synth2.SYNTH_FRAMES, NTU25.num_joints
+HEAD, L_FOOT, R_FOOT = 3, 15, 19
+TORSO = [0, 1, 2, 20]
 
 
 @pytest.fixture(scope="module")
-def test_split() -> synth.SynthClips:
-    return synth.generate_split("test")
+def test_split() -> synth2.SynthClips:
+    return synth2.generate_split("test")
 
 
-@pytest.fixture(scope="module")
-def train_split() -> synth.SynthClips:
-    return synth.generate_split("train")
+def _xyz(arr: np.ndarray, i: int, m: int, length: int) -> np.ndarray:
+    """``(L, V, 3)`` float64 of clip ``i``, person ``m``, over its valid frames."""
+    return arr[i, :, :length, :, m].transpose(1, 2, 0).astype(np.float64)
 
 
-def _valid(data: synth.SynthClips, i: int) -> np.ndarray:
-    """Clip ``i`` over its valid frames as ``(L, V, 3)`` float64."""
-    return data.clips[i, :, : data.valid_lengths[i], :, 0].transpose(1, 2, 0).astype(np.float64)
+def test_class_taxonomy_meets_the_benchmark_definition():
+    assert len(synth2.SYNTH_ACTIONS) >= 40 and len(set(synth2.SYNTH_ACTIONS)) == len(synth2.SYNTH_ACTIONS)
+    assert len(synth_actions.TWO_PERSON) >= 8
+    hand_groups = [g for g, names in synth_actions.GROUPS.items()
+                   if len(names) >= 2 and not any(synth_actions.ACTION_NAMES.index(n) in synth_actions.TWO_PERSON for n in names)]
+    assert len([g for g in synth_actions.GROUPS if len(synth_actions.GROUPS[g]) >= 2]) >= 10
+    assert {"thumb_up", "victory_sign", "ok_sign"} <= set(synth_actions.GROUPS["hand_sign"])
+    assert {"reading", "writing", "typing"} <= set(synth_actions.GROUPS["desk_work"])
+    assert hand_groups
 
 
-def _bone_lengths(p: np.ndarray) -> np.ndarray:
-    """``(L, bones)`` lengths of the kinematic-tree bones of a ``(L, V, 3)`` clip."""
-    child, parent = np.array(NTU25.bones).T
-    return np.linalg.norm(p[:, child] - p[:, parent], axis=-1)
+def test_a_clip_depends_only_on_its_key_and_seed():
+    keys = [(5, 3, 1, 2), (30, 46, 1, 1), (12, 0, 1, 3)]
+    together = synth2.generate_clips(keys)
+    for i, key in enumerate(keys):
+        alone = synth2.generate_clips([key])
+        np.testing.assert_array_equal(alone.clips[0], together.clips[i])
+    again = synth2.generate_clips(keys)
+    np.testing.assert_array_equal(again.clips, together.clips)
+    other_seed = synth2.generate_clips(keys, seed=1)
+    assert not np.array_equal(other_seed.clips, together.clips)
 
 
-def _check_clip_structure(data: synth.SynthClips, i: int, max_speed: float, seed: int = 0) -> None:
-    """Everything a single clip must satisfy, whatever its key."""
-    length = data.valid_lengths[i]
-    assert synth.MIN_VALID_FRAMES <= length <= T
-    assert not data.clips[i, ..., 1].any(), "second person slot must be empty"
-    assert not data.clips[i, :, length:].any(), "frames after the valid length must be zero"
-    p = _valid(data, i)
-    assert np.isfinite(p).all()
-    assert (np.abs(p).sum(axis=-1) > 0).all(), "no joint may sit at the origin inside the valid frames"
-    # exact skeleton: bone lengths constant over the clip and equal to the subject's
-    bones = _bone_lengths(p)
-    expected = synth.subject_bone_lengths(int(data.subjects[i]), seed)[[c for c, _ in NTU25.bones]]
-    spread = (bones.max(axis=0) - bones.min(axis=0)) / bones.mean(axis=0)
-    assert spread.max() < 1e-4
-    np.testing.assert_allclose(bones.mean(axis=0), expected, rtol=1e-4)
-    # plausible placement and motion
-    # In front of the sensor, beyond a Kinect v2's 0.5 m near limit. The spine base stands at 2.3 m or more;
-    # a kick brings a foot up to about a leg's length nearer (1.28 m was the nearest joint over 28,800
-    # random draws), so a bound at 1.5 m, as this test once had, fails on unlucky draws of a correct clip.
-    assert (p[..., 2] > 0.8).all(), "the subject stands in front of the sensor"
-    assert (p[:, HEAD, 1] > np.maximum(p[:, L_FOOT, 1], p[:, R_FOOT, 1])).all(), "head above the feet"
-    speed = np.linalg.norm(np.diff(p, axis=0), axis=-1) * synth.SYNTH_FPS
-    assert speed.max() < max_speed
+def test_every_class_is_in_every_split_and_subjects_do_not_leak():
+    for split in ("xsub-train", "xsub-test", "xview-train", "xview-test"):
+        labels = {a for _, a, _, _ in synth2.clip_keys(split)}
+        assert labels == set(range(len(synth2.SYNTH_ACTIONS))), split
+    train = {s for s, *_ in synth2.clip_keys("train")}
+    test = {s for s, *_ in synth2.clip_keys("test")}
+    assert not train & test and train | test == set(range(1, synth2.NUM_SUBJECTS + 1))
+    for s in range(1, synth2.NUM_SUBJECTS + 1):  # the partner of a two-person clip is in the performer's split
+        assert (synth2.partner_of(s) in test) == (s in test) and synth2.partner_of(s) != s
+    assert synth2.clip_keys("train") == synth2.clip_keys("xsub-train")
 
 
-def test_constants_and_split_definition():
-    assert synth.SYNTH_ACTIONS == (
-        "hand_wave", "clap", "punch", "kick", "jump_up", "squat",
-        "bow", "throw", "point", "cheer", "cross_arms", "hop_one_leg",
-    )
-    assert (synth.SYNTH_FPS, synth.SYNTH_FRAMES, synth.NUM_SUBJECTS) == (30, 48, 48)
-    assert isinstance(synth.SYNTH_VERSION, str) and synth.SYNTH_VERSION
-    train, test = set(synth.TRAIN_SUBJECTS), set(synth.TEST_SUBJECTS)
-    assert len(train) == 32 and len(test) == 16 and not train & test
-    assert train | test == set(range(1, synth.NUM_SUBJECTS + 1))
-    assert min(test) <= 5 and max(test) >= 44, "test subjects are spread over the id range"
+def test_every_class_is_seen_from_every_camera_in_both_cross_subject_splits():
+    for split in ("xsub-train", "xsub-test"):
+        keys = synth2.clip_keys(split)
+        for a in range(len(synth2.SYNTH_ACTIONS)):
+            views = [c for _, b, _, c in keys if b == a]
+            counts = [views.count(c) for c in (1, 2, 3)]
+            assert min(counts) >= len(views) // 3 - 1, (split, a, counts)
 
 
-def test_split_shapes_dtypes_and_ids(test_split, train_split):
-    for data, subjects, reps in (
-        (test_split, synth.TEST_SUBJECTS, synth.TEST_REPETITIONS),
-        (train_split, synth.TRAIN_SUBJECTS, synth.TRAIN_REPETITIONS),
-    ):
-        n = len(subjects) * len(synth.SYNTH_ACTIONS) * reps
-        assert data.clips.shape == (n, 3, T, V, 2) and data.clips.dtype == np.float32
-        for arr in (data.labels, data.subjects, data.valid_lengths):
-            assert arr.shape == (n,) and arr.dtype == np.int64
-        assert len(data.sample_ids) == len(set(data.sample_ids)) == n
-        assert set(data.labels.tolist()) == set(range(12))
-        assert set(data.subjects.tolist()) == set(subjects)
-        assert data.valid_lengths.min() >= 32 and data.valid_lengths.max() <= T
-        assert len(set(data.valid_lengths.tolist())) > 8, "valid lengths vary"
-        for sid, s, a in zip(data.sample_ids, data.subjects, data.labels):
-            m = ID_RE.fullmatch(sid)
-            assert m and int(m[1]) == s and int(m[2]) == a + 1 and 1 <= int(m[3]) <= reps
-        assert np.isfinite(data.clips).all()
-        assert not data.clips[..., 1].any()
-        pad = np.arange(T)[None, :] >= data.valid_lengths[:, None]
-        assert not data.clips[..., 0].transpose(0, 2, 1, 3)[pad].any()
-    assert not set(test_split.sample_ids) & set(train_split.sample_ids)
-    assert not set(test_split.subjects.tolist()) & set(train_split.subjects.tolist())
+def test_the_cross_view_split_holds_the_views_it_says():
+    train_views = {c for *_, c in synth2.clip_keys("xview-train")}
+    test_views = {c for *_, c in synth2.clip_keys("xview-test")}
+    assert train_views == set(synth2.TRAIN_VIEWS_XVIEW) and test_views == set(synth2.TEST_VIEWS_XVIEW)
+    data = synth2.generate_clips(synth2.clip_keys("xview-test")[:20])
+    assert set(data.views.tolist()) == {1}
+    assert all(f"C{v:03d}" in sid for sid, v in zip(data.sample_ids, data.views))
 
 
-def test_order_is_subject_then_action_then_repetition():
-    data = synth.generate_clips([5, 2], ["clap", 0], 2)
-    assert data.sample_ids == (
-        "S005A002R01", "S005A002R02", "S005A001R01", "S005A001R02",
-        "S002A002R01", "S002A002R02", "S002A001R01", "S002A001R02",
-    )
-    assert data.labels.tolist() == [1, 1, 0, 0, 1, 1, 0, 0]
-    assert synth.generate_clips([3], [4], [2, 7]).sample_ids == ("S003A005R02", "S003A005R07")
+def test_two_person_classes_move_both_people_and_others_leave_the_slot_empty(test_split):
+    d = test_split
+    for i in range(len(d)):
+        second = d.clips[i, ..., 1]
+        if int(d.labels[i]) in synth_actions.TWO_PERSON:
+            b = _xyz(d.clean, i, 1, int(d.valid_lengths[i]))
+            travel = np.linalg.norm(b - b[:1], axis=-1).max()
+            assert travel > 0.05, f"{d.sample_ids[i]}: the second person barely moves ({travel:.3f} m)"
+        else:
+            assert not second.any(), d.sample_ids[i]
 
 
-def test_determinism_and_batch_independence():
-    a = synth.generate_clips([1, 4], range(12), 2, seed=3)
-    b = synth.generate_clips([1, 4], range(12), 2, seed=3)
-    np.testing.assert_array_equal(a.clips, b.clips)
-    np.testing.assert_array_equal(a.valid_lengths, b.valid_lengths)
-    c = synth.generate_clips([1, 4], range(12), 2, seed=4)
-    assert not np.array_equal(a.clips, c.clips)
-    # one clip alone is bit-identical to the same clip generated inside a larger batch
-    k = a.sample_ids.index("S004A008R02")
-    alone = synth.generate_clips([4], ["throw"], [2], seed=3)
-    np.testing.assert_array_equal(alone.clips[0], a.clips[k])
-    assert alone.valid_lengths[0] == a.valid_lengths[k]
+def test_padding_lengths_and_placement(test_split):
+    d = test_split
+    assert d.clips.shape == (len(d), 3, T, V, 2) and d.clips.dtype == np.float32
+    assert d.valid_lengths.min() >= synth2.MIN_VALID_FRAMES and d.valid_lengths.max() <= T
+    assert len(set(d.valid_lengths.tolist())) > 10, "valid lengths vary"
+    for i in range(len(d)):
+        length = int(d.valid_lengths[i])
+        assert not d.clips[i, :, length:].any()
+        a = _xyz(d.clips, i, 0, length)
+        assert np.isfinite(a).all() and (a[..., 2] > 0.5).all(), "in front of the sensor, beyond Kinect's near limit"
 
 
-def test_split_matches_generate_clips(test_split):
-    some = synth.generate_clips([synth.TEST_SUBJECTS[3]], [9], [2])
-    k = test_split.sample_ids.index(some.sample_ids[0])
-    np.testing.assert_array_equal(some.clips[0], test_split.clips[k])
+def _robust_std(x: np.ndarray) -> float:
+    return float(1.4826 * np.median(np.abs(x - np.median(x))))
 
 
-def test_subject_bone_lengths():
-    lengths = np.stack([synth.subject_bone_lengths(s) for s in range(1, synth.NUM_SUBJECTS + 1)])
-    assert lengths.shape == (48, V)
-    assert (lengths[:, NTU25.root] == 0).all() and (np.delete(lengths, NTU25.root, axis=1) > 0).all()
-    np.testing.assert_array_equal(lengths[6], synth.subject_bone_lengths(7))
-    np.testing.assert_array_equal(lengths[6], synth.subject_bone_lengths(7, seed=0))
-    assert not np.array_equal(lengths[6], synth.subject_bone_lengths(7, seed=1))
-    assert len({tuple(row) for row in lengths}) == 48, "every subject has its own proportions"
-    # standing height (ankle to head along the body) stays adult-sized, with a real spread
-    chain = [3, 2, 20, 1, 16, 17, 18]
-    height = lengths[:, chain].sum(axis=1)
-    assert 1.1 < height.min() and height.max() < 1.9 and height.max() / height.min() > 1.2
-    for left, right in ((5, 9), (6, 10), (13, 17), (14, 18), (4, 8), (12, 16)):
-        np.testing.assert_array_equal(lengths[:, left], lengths[:, right])
-    # limb ratios vary independently of the overall scale
-    ratio = lengths[:, 5] / lengths[:, 13]
-    assert ratio.max() / ratio.min() > 1.08
-
-
-def test_every_test_clip_is_a_valid_skeleton(test_split):
-    for i in range(len(test_split.labels)):
-        _check_clip_structure(test_split, i, max_speed=10.0)
-    # the camera-placement ranges
-    root0 = test_split.clips[:, :, 0, SPINE_BASE, 0]
-    assert -0.65 < root0[:, 0].min() and root0[:, 0].max() < 0.65
-    assert -0.55 < root0[:, 1].min() and root0[:, 1].max() < 0.25
-    assert 2.1 < root0[:, 2].min() and root0[:, 2].max() < 4.2
-
-
-@settings(max_examples=15, deadline=None)
-@given(
-    subject=st.integers(1, synth.NUM_SUBJECTS),
-    action=st.integers(0, len(synth.SYNTH_ACTIONS) - 1),
-    repetition=st.integers(1, 9),
-    seed=st.integers(0, 2**32 - 1),
-)
-def test_any_single_clip(subject, action, repetition, seed):
-    data = synth.generate_clips([subject], [action], [repetition], seed=seed)
-    assert data.clips.shape == (1, 3, T, V, 2) and data.labels.tolist() == [action]
-    assert data.sample_ids == (f"S{subject:03d}A{action + 1:03d}R{repetition:02d}",)
-    assert data.subjects.tolist() == [subject]
-    _check_clip_structure(data, 0, max_speed=11.0, seed=seed)
-    assert all(_action_checks(synth.SYNTH_ACTIONS[action], _valid(data, 0)))
-
-
-def _facing_degrees(data: synth.SynthClips) -> np.ndarray:
-    """Facing direction at the first frame from the hip line, 0 = towards the camera, in degrees."""
-    right = data.clips[:, :, 0, R_HIP, 0] - data.clips[:, :, 0, L_HIP, 0]
-    # facing = up x right = (right_z, 0, -right_x); the camera looks along +z, so "towards" is -z
-    return np.degrees(np.arctan2(right[:, 2], right[:, 0]))
-
-
-def test_yaw_variation_is_real(test_split):
-    facing = _facing_degrees(test_split)
-    assert facing.max() - facing.min() >= 80
-    assert np.abs(facing).max() < 75
-    assert abs(np.median(facing)) < 15, "subjects face the camera on average"
-
-
-def test_motion_is_smooth(test_split):
-    d1, d2, ratios = 0.0, 0.0, []
-    for i in range(len(test_split.labels)):
-        p = _valid(test_split, i)
-        a, b = np.abs(np.diff(p, axis=0)).mean(), np.abs(np.diff(p, n=2, axis=0)).mean()
-        ratios.append(b / a)
-        d1, d2 = d1 + a, d2 + b
-    assert d2 / d1 < 0.7  # white noise would give about 1.7, a teleport spikes far above
-    assert max(ratios) < 1.0
-
-
-def test_clips_move():
-    """Every action moves the body well beyond the sensor jitter."""
-    data = synth.generate_clips([2], range(12), [1])
-    for i in range(12):
-        p = _valid(data, i)
-        assert np.abs(p - p[:1]).max() > 0.25, synth.SYNTH_ACTIONS[i]
-
-
-def _action_checks(name: str, p: np.ndarray) -> list[bool]:
-    """Coarse signatures of each action on a ``(L, V, 3)`` clip (camera frame, y up)."""
-    y = p[..., 1]
-    right = p[0, R_HIP] - p[0, L_HIP]
-    right[1] = 0.0
-    right /= np.linalg.norm(right)
-
-    def horizontal(a: int, b: int) -> np.ndarray:
-        return np.linalg.norm((p[:, a] - p[:, b])[:, [0, 2]], axis=-1)
-
-    trunk = p[:, SPINE_SHOULDER] - p[:, SPINE_BASE]
-    trunk_tilt = np.degrees(np.arccos(trunk[:, 1] / np.linalg.norm(trunk, axis=-1)))
-    return {
-        "hand_wave": [(y[:, R_HAND_TIP] - y[:, SPINE_SHOULDER]).max() > 0.1, (y[:, L_HAND] < y[:, SPINE_SHOULDER]).all()],
-        "clap": [np.linalg.norm(p[:, L_HAND] - p[:, R_HAND], axis=-1).min() < 0.1],
-        "punch": [horizontal(R_HAND, SPINE_SHOULDER).max() > 0.4],
-        "kick": [(y[:, R_ANKLE] - y[:, L_ANKLE]).max() > 0.25],
-        "jump_up": [y[:, SPINE_BASE].max() - y[0, SPINE_BASE] > 0.1],
-        "squat": [y[0, SPINE_BASE] - y[:, SPINE_BASE].min() > 0.2],
-        "bow": [trunk_tilt.max() > 25, y[0, HEAD] - y[:, HEAD].min() > 0.05],
-        "throw": [(y[:, R_HAND] - y[:, HEAD]).max() > 0.05],
-        "point": [abs(y[-1, R_HAND_TIP] - y[-1, R_SHOULDER]) < 0.35, horizontal(R_HAND_TIP, R_SHOULDER)[-1] > 0.45],
-        "cheer": [(np.minimum(y[:, L_HAND], y[:, R_HAND]) - y[:, HEAD]).max() > 0.1],
-        "cross_arms": [(p[-1, R_HAND] - p[-1, SPINE_MID]) @ right < 0, (p[-1, L_HAND] - p[-1, SPINE_MID]) @ right > 0],
-        "hop_one_leg": [(y[:, L_ANKLE] - y[:, R_ANKLE]).max() > 0.08],
-    }[name]
-
-
-def test_actions_look_like_their_names(test_split):
-    for i in range(len(test_split.labels)):
-        name = synth.SYNTH_ACTIONS[test_split.labels[i]]
-        assert all(_action_checks(name, _valid(test_split, i))), (test_split.sample_ids[i], name)
-
-
-def test_not_separable_by_one_joint_mean_position(train_split, test_split):
-    """A nearest-centroid rule on any single joint's mean camera position stays far from solving the task."""
-    def mean_pos(data, j):
-        return data.clips[:, :, :, j, 0].sum(axis=2) / data.valid_lengths[:, None]
-
+def test_noise_statistics_match_the_stated_model():
+    """Residual (observed - clean) std per joint ~ stated jitter x sqrt(1 + offset_share^2) x depth/reference."""
+    keys = [k for k in synth2.clip_keys("test")][::2]
+    d = synth2.generate_clips(keys)
+    share = SENSOR.fitting_offset_share
     for j in range(V):
-        x_tr, x_te = mean_pos(train_split, j), mean_pos(test_split, j)
-        centroids = np.stack([x_tr[train_split.labels == c].mean(axis=0) for c in range(12)])
-        pred = ((x_te[:, None] - centroids[None]) ** 2).sum(-1).argmin(axis=1)
-        assert (pred == test_split.labels).mean() < 0.5, NTU25.joint_names[j]
+        residual, scale = [], []
+        for i in range(len(d)):
+            length = int(d.valid_lengths[i])
+            r = (d.clips[i, :, :length, j, 0] - d.clean[i, :, :length, j, 0]).astype(np.float64)
+            depth = d.clean[i, 2, :length, 0, 0].astype(np.float64) / SENSOR.noise_reference_depth_m
+            residual.append((r / depth).ravel())
+        measured = _robust_std(np.concatenate(residual)) * 100.0
+        expected = SENSOR.joint_noise_cm[j] * np.sqrt(1.0 + share**2)
+        assert abs(measured - expected) / expected < 0.15, f"joint {j}: {measured:.2f} cm vs stated {expected:.2f} cm"
+    torso, tips = np.mean([SENSOR.joint_noise_cm[j] for j in TORSO]), SENSOR.joint_noise_cm[23]
+    assert tips >= 1.0 and torso <= 0.6 and tips / torso >= 2.0
 
 
-def test_bad_arguments():
-    with pytest.raises(ValueError):
-        synth.generate_split("val")
-    with pytest.raises(ValueError):
-        synth.generate_clips([1], ["moonwalk"], 1)
-    with pytest.raises(ValueError):
-        synth.generate_clips([0], [0], 1)
-    with pytest.raises(ValueError):
-        synth.generate_clips([1], [12], 1)
-    with pytest.raises(ValueError):
-        synth.generate_clips([1], [0], 1, seed=-1)
-    with pytest.raises(ValueError):
-        synth.subject_bone_lengths(1, seed=1.5)
-    empty = synth.generate_clips([], [0], 1)
-    assert empty.clips.shape == (0, 3, T, V, 2) and empty.sample_ids == ()
+def test_a_noiseless_sensor_returns_the_clean_motion():
+    quiet = SensorModel(joint_noise_cm=(0.0,) * V, glitch_rate=0.0, flicker_rate_per_frame=0.0, leg_swap_rate=0.0)
+    keys = [(3, 41, 1, 2), (7, 10, 1, 1)]
+    d = synth2.generate_clips(keys, sensor=quiet)
+    np.testing.assert_allclose(d.clips, d.clean, atol=1e-6)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    subject=st.integers(1, synth2.NUM_SUBJECTS),
+    action=st.integers(0, len(synth2.SYNTH_ACTIONS) - 1),
+    view=st.sampled_from([1, 2, 3]),
+    seed=st.integers(0, 2**16),
+)
+def test_every_clean_clip_is_an_exact_upright_skeleton(subject, action, view, seed):
+    d = synth2.generate_clips([(subject, action, 1, view)], seed=seed)
+    length = int(d.valid_lengths[0])
+    persons = [0, 1] if action in synth_actions.TWO_PERSON else [0]
+    for m in persons:
+        who = performer(subject if m == 0 else synth2.partner_of(subject), seed)
+        p = _xyz(d.clean, 0, m, length)
+        assert np.isfinite(p).all() and np.isfinite(d.clips).all()
+        child, parent = np.array(NTU25.bones).T
+        bones = np.linalg.norm(p[:, child] - p[:, parent], axis=-1)
+        np.testing.assert_allclose(bones, np.broadcast_to(who.bone_lengths[child], bones.shape), rtol=1e-4, atol=1e-5)
+        speed = np.linalg.norm(np.diff(p, axis=0), axis=-1) * synth2.SYNTH_FPS
+        assert speed.max() < 12.0, "no joint of the clean motion moves faster than a fast punch"
+        assert (p[..., 2] > 0.5).all()
+        # head above the feet (camera y is up up to the camera's pitch): except while falling to the knees
+        assert (p[:, HEAD, 1] > np.maximum(p[:, L_FOOT, 1], p[:, R_FOOT, 1])).all()
+
+
+def test_the_dataset_source_serves_the_splits_and_says_its_version(tmp_path, monkeypatch):
+    monkeypatch.setenv("ROBUSTBENCH_SKEL_CACHE", str(tmp_path))
+    from robustbench_skel.runner import load_dataset
+
+    test = load_dataset("synth", "test", None)
+    assert test.version == "2.0" and test.num_classes == len(synth2.SYNTH_ACTIONS) and len(test) == 510
+    again = load_dataset("synth2", "test", None)  # its preview name, from the cache now
+    np.testing.assert_array_equal(test.clips, again.clips)
+    assert again.name == "synth" and again.weights_name == "synth"  # the same dataset, the same weights
+    assert len(load_dataset("synth", "xview-test", None)) == len(synth2.clip_keys("xview-test"))
+
+
+def test_describe_prints_the_card_and_writes_one_still_per_class(tmp_path, capsys):
+    from robustbench_skel.cli import main
+
+    out = tmp_path / "classes.png"
+    assert main(["describe", "synth", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    for name in synth2.SYNTH_ACTIONS:
+        assert name in text
+    assert "xview-test" in text and "joint_noise_cm" in text
+    assert out.is_file() and out.stat().st_size > 10_000
+
+
+def test_the_leaderboard_never_mixes_synth_versions(tmp_path):
+    import json
+    import shutil
+    from pathlib import Path
+
+    from robustbench_skel.errors import UserError
+    from robustbench_skel.leaderboard import build_leaderboard
+
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    committed = sorted((Path(__file__).resolve().parents[1] / "results" / "runs").glob("synth_*_pgd_eps0.01_*.json"))[:1]
+    assert committed, "needs one committed synth record"
+    shutil.copy(committed[0], runs / committed[0].name)
+    build_leaderboard(tmp_path, formats="csv")  # one version: fine
+    older = json.loads(committed[0].read_text())
+    assert older["dataset"]["version"] == "2.0"
+    older["dataset"]["version"] = "1.0"  # as the records of synth 1.0 (in the project's history) say
+    (runs / ("v1_" + committed[0].name)).write_text(json.dumps(older))
+    with pytest.raises(UserError, match="versions 1.0, 2.0"):
+        build_leaderboard(tmp_path, formats="csv")
+
+
+def test_the_cache_is_keyed_by_the_generator_source_and_records_name_it(tmp_path, monkeypatch):
+    from robustbench_skel.datasets import synthetic
+    from robustbench_skel.runner import load_dataset
+
+    monkeypatch.setenv("ROBUSTBENCH_SKEL_CACHE", str(tmp_path))
+    data = load_dataset("synth", "test", None)
+    digest = synthetic.generator_sha256()
+    assert data.describe()["notes"]["generator_sha256"] == digest
+    assert [p.name for p in tmp_path.glob("*.npz")] == [f"synth-v2.0-{digest[:12]}-seed0-test.npz"]
+    monkeypatch.setattr(synthetic, "generator_sha256", lambda: "f" * 64)  # as if the generator had changed
+    load_dataset("synth", "test", None)
+    assert len(list(tmp_path.glob("*.npz"))) == 2
+
+
+def test_the_committed_grids_parse():
+    """The grids later sessions (or a GPU) finish with ``sweep`` stay valid as the code moves on."""
+    from pathlib import Path
+
+    from robustbench_skel.commands.sweep import load_grid
+
+    grids = sorted((Path(__file__).resolve().parents[1] / "results" / "grids").glob("*.toml"))
+    assert any(p.name.startswith("synth_") for p in grids)
+    for path in grids:
+        configs = load_grid(path).configs
+        assert configs, path.name
+        assert {c.dataset for c in configs} == {"synth"} and {c.results_dir for c in configs} == {"results"}

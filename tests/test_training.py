@@ -97,12 +97,12 @@ def test_half_storage_keeps_tensors_beyond_float16_range_in_float32():
 
 
 def test_a_dataset_recipe_in_the_card_overrides_the_general_one(monkeypatch):
-    card = {"train_recipe": {"epochs": 20, "lr": 0.05}, "train_recipes": {"synth2": {"epochs": 60}}}
+    card = {"train_recipe": {"epochs": 20, "lr": 0.05}, "train_recipes": {"ntu60-xsub": {"epochs": 60}}}
     monkeypatch.setattr(training, "model_card", lambda name: card)
-    assert TrainConfig(victim="stgcn", dataset="synth2").resolved().epochs == 60
-    assert TrainConfig(victim="stgcn", dataset="synth2").resolved().lr == 0.05  # the rest from train_recipe
+    assert TrainConfig(victim="stgcn", dataset="ntu60-xsub").resolved().epochs == 60
+    assert TrainConfig(victim="stgcn", dataset="ntu60-xsub").resolved().lr == 0.05  # the rest from train_recipe
     assert TrainConfig(victim="stgcn", dataset="synth").resolved().epochs == 20
-    assert TrainConfig(victim="stgcn", dataset="synth2", epochs=5).resolved().epochs == 5  # a flag wins
+    assert TrainConfig(victim="stgcn", dataset="ntu60-xsub", epochs=5).resolved().epochs == 5  # a flag wins
 
 
 def test_the_shipped_cards_recipes_name_known_fields():

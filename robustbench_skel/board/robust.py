@@ -105,7 +105,7 @@ def _why_not_ranked(records: list[dict]) -> str:
 
 
 def _provenance(record: dict) -> str:
-    """Where the clips come from: ``synth 1.0 test: first 64 of a fixed permutation (seed 0) of the split; ids bb4d42df``."""
+    """Where the clips come from: ``synth 2.0 test: first 64 of a fixed permutation (seed 0) of the split; ids bb4d42df``."""
     ds = record["dataset"]
     version = "" if ds.get("version") is None else f" {ds['version']}"
     selection = ds.get("sample_selection") or "selection not recorded"

@@ -450,7 +450,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("list", help="list victims, attacks, defenses and datasets")
 
     describe = sub.add_parser("describe", help="a dataset's card: classes, clips per split, sensor model, and a figure of every class")
-    describe.add_argument("dataset", help="dataset name (see `list`), e.g. synth2")
+    describe.add_argument("dataset", help="dataset name (see `list`), e.g. synth")
     describe.add_argument("--out", default=None, help="PNG of one still per class (default RESULTS_DIR/figures/<dataset>_classes.png)")
     _add_results_dir(describe, help="where the figure goes when --out is not given (default results/)")
 

@@ -1,6 +1,6 @@
 """``describe DATASET``: what a dataset holds, as a user needs to know before trusting numbers on it.
 
-For a generated benchmark (``synth2``) it prints the class list with the fine-grained groups, the clip
+For the generated benchmark (``synth``) it prints the class list with the fine-grained groups, the clip
 counts per split and the sensor model's parameters, and writes one figure with a still of every class;
 for a dataset read from files it prints the source's description.
 """
@@ -23,14 +23,14 @@ def describe_dataset(name: str, out: str | Path | None = None, seed: int = 0, re
     """The text card of dataset ``name`` and, for a generated one, the path of its stills figure (written under
     ``results_dir``/figures/ unless ``out`` names it; ``figure=False`` writes none)."""
     source = DATASETS.get(name)  # a UserError naming the known datasets when unknown
-    if name != "synth2":
+    if source is not DATASETS.get("synth"):
         where = ("read from your files (--data-path)" if source.needs_path
-                 else "generated procedurally; only synth2 has a full generated card")
+                 else "generated procedurally; only synth has a full generated card")
         return f"{name}: {source.description}\n(no generated card: {where})", None
     from ..datasets import synth2
 
     card = synth2.describe(seed)
-    lines = [f"synth {card['version']} (SYNTHETIC, procedural; dataset name '{name}'): {source.description}", ""]
+    lines = [f"{name}: {source.description}", ""]
     lines.append(f"classes ({len(card['classes'])}; * = two-person interaction), by group:")
     groups: dict[str, list[str]] = {}
     for c in card["classes"]:

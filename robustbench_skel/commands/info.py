@@ -152,7 +152,7 @@ def describe_dataset_info(name: str) -> str:
     how = "generated, no download" if not source.needs_path else "read from your files: pass --data-path"
     lines = [first, *(f"  {line}" if line else "" for line in rest.splitlines()),
              f"  splits: {', '.join(source.splits)} (default {source.default_split}); {how}"]
-    if name == "synth2":
+    if source is DATASETS.get("synth"):
         lines.append(f"  the figure of every class: python -m robustbench_skel describe {name}")
     return "\n".join(lines)
 

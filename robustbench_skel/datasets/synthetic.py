@@ -1,9 +1,11 @@
-"""The embedded default benchmark ``synth``: generated on first use, then read from a cache.
+"""The embedded default benchmark ``synth`` (version 2.0): generated on first use, then read from a cache.
 
-The generator lives in :mod:`robustbench_skel.datasets.synth`; this module registers it as a dataset
-source and caches each split as an ``.npz`` under the user cache directory (``$ROBUSTBENCH_SKEL_CACHE``
-or ``~/.cache/robustbench_skel``), keyed by the generator version so a changed generator never
-serves stale data.
+The generator lives in :mod:`robustbench_skel.datasets.synth2` (with ``synth_actions``, ``synth_body`` and
+``synth_sensor``); this module registers it as a dataset source and caches each split as an ``.npz``
+under the user cache directory (``$ROBUSTBENCH_SKEL_CACHE`` or ``~/.cache/robustbench_skel``), keyed by
+the version and the generator's source hash, so a changed generator never serves stale data. Version 1.0
+(12 clean single-person actions) is in the project's history; its records and weights were removed when
+2.0 became the default, so no table mixes the two.
 """
 
 from __future__ import annotations
@@ -17,10 +19,10 @@ import numpy as np
 from ..atomic import write_atomic
 from ..layout import NTU25
 from ..registry import DATASETS
-from . import synth, synth2
+from . import synth2
 from .base import DatasetSource, SkeletonDataset
 
-__all__ = ["SynthSource", "Synth2Source", "cache_dir"]
+__all__ = ["SynthSource", "cache_dir", "generator_sha256"]
 
 
 def cache_dir() -> Path:
@@ -49,40 +51,6 @@ def _cached_split(path: Path, generate) -> dict[str, np.ndarray]:
     return arrays
 
 
-@DATASETS.register("synth")
-class SynthSource(DatasetSource):
-    description = (
-        f"SYNTHETIC procedural benchmark (not real motion capture): {len(synth.SYNTH_ACTIONS)} NTU-like actions, "
-        f"{synth.NUM_SUBJECTS} subjects, NTU-25 layout, metres, {synth.SYNTH_FPS} fps, cross-subject split; no download"
-    )
-    synthetic = True
-    needs_path = False
-
-    def __init__(self, seed: int = 0) -> None:
-        self.seed = seed
-
-    def load(self, split, data_path):
-        if data_path is not None:
-            from ..errors import UserError
-
-            raise UserError("dataset 'synth' is generated, not read: drop --data-path or name your dataset with --dataset")
-        path = cache_dir() / f"synth-v{synth.SYNTH_VERSION}-seed{self.seed}-{split}.npz"
-        arrays = _cached_split(path, lambda: synth.generate_split(split, seed=self.seed))
-        return SkeletonDataset(
-            name="synth",
-            version=synth.SYNTH_VERSION,
-            split=split,
-            layout=NTU25,
-            fps=float(synth.SYNTH_FPS),
-            class_names=tuple(synth.SYNTH_ACTIONS),
-            clips=arrays["clips"],
-            labels=arrays["labels"].astype(np.int64),
-            sample_ids=tuple(str(s) for s in arrays["sample_ids"]),
-            synthetic=True,
-            source="synth (procedural)",
-        )
-
-
 def generator_sha256() -> str:
     """sha256 of the synth 2.0 generator's source: a changed generator never serves a stale cache, and a
     record says which generator made its clips."""
@@ -94,15 +62,13 @@ def generator_sha256() -> str:
     return digest.hexdigest()
 
 
-@DATASETS.register("synth2")
-class Synth2Source(DatasetSource):
-    """``synth`` 2.0 under its preview name, while the victims are retrained on it.
-
-    Once every shipped victim has synth 2.0 weights, 2.0 becomes ``synth`` and this name goes.
-    """
+@DATASETS.register("synth")
+class SynthSource(DatasetSource):
+    """``synth`` version 2.0; ``synth2`` is the same data under the name it had while the victims were
+    retrained on it (commands and records of that time keep working)."""
 
     description = (
-        f"SYNTHETIC procedural benchmark 2.0 (preview; not real motion capture): {len(synth2.SYNTH_ACTIONS)} NTU-like "
+        f"SYNTHETIC procedural benchmark 2.0 (not real motion capture): {len(synth2.SYNTH_ACTIONS)} NTU-like "
         f"classes incl. two-person interactions, {synth2.NUM_SUBJECTS} performers, 3 Kinect views with a Kinect v2 "
         "sensor model, NTU-25 layout, metres, 30 fps; splits train/test (cross-subject), xview-train/xview-test"
     )
@@ -117,12 +83,12 @@ class Synth2Source(DatasetSource):
         if data_path is not None:
             from ..errors import UserError
 
-            raise UserError("dataset 'synth2' is generated, not read: drop --data-path or name your dataset with --dataset")
+            raise UserError("dataset 'synth' is generated, not read: drop --data-path or name your dataset with --dataset")
         generator = generator_sha256()
         path = cache_dir() / f"synth-v{synth2.SYNTH_VERSION}-{generator[:12]}-seed{self.seed}-{split}.npz"
         arrays = _cached_split(path, lambda: synth2.generate_split(split, seed=self.seed))
         return SkeletonDataset(
-            name="synth",  # synth version 2.0: records name it so already, under its preview name too
+            name="synth",  # under either name: records of the preview name are synth 2.0 records
             version=synth2.SYNTH_VERSION,
             split=split,
             layout=NTU25,
@@ -134,5 +100,7 @@ class Synth2Source(DatasetSource):
             synthetic=True,
             source="synth 2.0 (procedural)",
             notes={"generator_sha256": generator},
-            weights_key="synth2",  # shipped synth 2.0 weights sit beside the 1.0 ones until 2.0 becomes the default
         )
+
+
+DATASETS.alias("synth2", "synth")  # the name of synth 2.0 while the victims were retrained on it

@@ -34,7 +34,7 @@ __all__ = ["TrainConfig", "TrainResult", "resume_path", "train_victim", "trainin
 
 
 # The recipe of the shipped synth weights unless a victim's card names its own ("train_recipe"), and a
-# dataset's own where the card has one ("train_recipes": {"synth2": {...}}: harder data may need more epochs).
+# dataset's own where the card has one ("train_recipes": {"ntu60-xsub": {...}}: other data may need more epochs).
 DEFAULT_RECIPE = {"epochs": 20, "batch_size": 32, "lr": 0.05, "weight_decay": 5e-4, "bf16": True}
 
 
