@@ -42,7 +42,7 @@ def load_victim(name: str, dataset: str = "synth", checkpoint: str | Path | None
 
     source = DATASETS.get(dataset)()
     data = source(None, data_path)  # the default split: a memory map for real data, only metadata is read
-    return load(name, data.num_classes, data.layout, data.weights_name, checkpoint, resolve_device(device)).model
+    return load(name, data.num_classes, data.layout, data.name, checkpoint, resolve_device(device)).model
 
 
 def load_clips(dataset: str = "synth", split: str = "test", n: int | None = None,

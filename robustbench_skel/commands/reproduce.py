@@ -60,7 +60,7 @@ def _check_inputs(record: dict, config) -> None:
     if want.get("sample_ids_sha256") and subset.ids_sha256() != want["sample_ids_sha256"]:
         raise UserError(f"the evaluated sample ids hash {subset.ids_sha256()[:12]}... differs from the record's "
                         f"{want['sample_ids_sha256'][:12]}...; the data at hand is not the recorded data")
-    victim = load_victim(config.victim, dataset.num_classes, dataset.layout, dataset.weights_name, config.checkpoint,
+    victim = load_victim(config.victim, dataset.num_classes, dataset.layout, dataset.name, config.checkpoint,
                          resolve_device(config.device))
     recorded = record["victim"].get("checkpoint_sha256")
     if recorded and victim.checkpoint_sha256 != recorded:

@@ -38,15 +38,9 @@ class SkeletonDataset:
     synthetic: bool = False
     source: str | None = None
     notes: dict = field(default_factory=dict)
-    weights_key: str | None = None  # the name shipped weights are filed under, when not ``name`` (a preview)
     # The unit of the coordinates, hence of budgets and displacements on them: metres, or a reader's own
     # (Kinetics' frame-normalised x, y; HDM05's standardised values). Records and summaries state it.
     coordinate_unit: str = "m"
-
-    @property
-    def weights_name(self) -> str:
-        """The dataset name a victim card lists shipped weights under (``pretrained[...]``)."""
-        return self.weights_key or self.name
 
     def __post_init__(self) -> None:
         where = self.source or self.name

@@ -114,7 +114,7 @@ def train_defense(config: DefendConfig, progress: bool = True) -> DefendResult:
     generator = torch.Generator(device=device).manual_seed(config.seed)
     train = load_dataset(config.dataset, "train", config.data_path)
     test = load_dataset(config.dataset, "test", config.data_path)
-    loaded = load_victim(config.victim, train.num_classes, train.layout, train.weights_name, config.checkpoint, device)
+    loaded = load_victim(config.victim, train.num_classes, train.layout, train.name, config.checkpoint, device)
     context = DefenseContext(victim=config.victim, dataset=train.name, layout=train.layout,
                              num_classes=loaded.model.num_classes, fps=getattr(train, "fps", 30.0), device=device,
                              victim_checkpoint_sha256=loaded.checkpoint_sha256)

@@ -80,7 +80,7 @@ def load_surrogates(config: RunConfig, dataset: SkeletonDataset, device: torch.d
         raise UserError(f"{len(names)} surrogate(s) but {len(checkpoints)} --surrogate-checkpoint value(s); give one per surrogate, in order")
     members, infos = [], []
     for i, name in enumerate(names):
-        loaded = load_victim(name, dataset.num_classes, dataset.layout, dataset.weights_name, checkpoints[i] if checkpoints else None, device)
+        loaded = load_victim(name, dataset.num_classes, dataset.layout, dataset.name, checkpoints[i] if checkpoints else None, device)
         members.append(loaded.model)
         infos.append(SurrogateInfo(loaded.name, loaded.checkpoint, loaded.checkpoint_sha256, loaded.pretrained_on))
     cache: dict[str, SkeletonDataset] = {}
@@ -130,7 +130,7 @@ def _defended_models(defense: Defense | None, victim: LoadedVictim, dataset: Ske
     """The evaluated model, the model white-box attacks differentiate, and the adaptive settings used."""
     if defense is None:
         return victim.model, victim.model, None
-    context = DefenseContext(victim.name, dataset.weights_name, dataset.layout, victim.model.num_classes, dataset.fps, device,
+    context = DefenseContext(victim.name, dataset.name, dataset.layout, victim.model.num_classes, dataset.fps, device,
                              victim.checkpoint_sha256, config.defense_checkpoint)
     evaluated = defense.apply(victim.model, context).eval()
     attacked = evaluated
@@ -218,7 +218,7 @@ def _run_benchmark(config: RunConfig, progress: bool, write: bool, command: str 
     subset = dataset.subset(indices)
     check_clip_values(subset.clips, subset.sample_ids, subset.source or subset.name)
     victim: LoadedVictim = load_victim(
-        config.victim, dataset.num_classes, dataset.layout, dataset.weights_name, config.checkpoint, device
+        config.victim, dataset.num_classes, dataset.layout, dataset.name, config.checkpoint, device
     )
     model, attack_model, adaptive = _defended_models(defense, victim, dataset, config, device)
     if eot:  # EOT is for white-box gradients; a transfer attack's surrogates are not randomized
