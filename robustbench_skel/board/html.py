@@ -4,8 +4,8 @@ Nothing is fetched from elsewhere: the CSS and the few lines of vanilla JS are i
 PNG files beside the page (relative links, loaded lazily; ``embed_plots`` inlines them as data URIs for a
 one-file page, about 4 MiB with 30 figures, which is why it is not the default: the page is committed
 with the records), and every figure links to its record with a relative ``runs/<file>.json``, so the
-folder works from a checkout, a zip or any static host. Click a column header to sort; the select boxes and the text box
-filter rows (and, in matrices, victim columns) across every section.
+folder works from a checkout, a zip or any static host. Click a column header to sort; the select boxes
+and the text box filter rows (and, in matrices, victim columns) across every section.
 """
 
 from __future__ import annotations

@@ -189,8 +189,8 @@ def label_or_number(ax: Any, xs: Sequence[float], ys: Sequence[float], labels: S
 
     Returns one note per point that did not get its label, for :func:`add_figure_note`: ``(n) label`` for
     a numbered point, or ``label (coordinates)`` when even the number found no room. Numbers run from
-    ``first_number`` without gaps (continue them across the panels of one figure: add the numbered notes); ``prefix`` (a panel's title) goes
-    before each label in the notes."""
+    ``first_number`` without gaps (continue them across the panels of one figure: add the numbered notes);
+    ``prefix`` (a panel's title) goes before each label in the notes."""
     missed = place_labels(ax, xs, ys, labels, spans=spans, marker_px=marker_px, drawn=drawn)
     lead = f"{prefix}: " if prefix else ""
     notes, number = [], first_number

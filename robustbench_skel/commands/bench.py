@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import importlib
+import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -141,15 +142,11 @@ class ParityTiming:
 
     @property
     def median_ratio(self) -> float:
-        return _median(self.ratios)
+        return statistics.median_high(self.ratios)
 
     def loop_share(self) -> float:
         """Our loop's own cost (on the stand-in) as a share of our median call on the real model."""
-        return _median(self.loop_ours_s) / _median(self.ours_s)
-
-
-def _median(values: list[float]) -> float:
-    return sorted(values)[len(values) // 2]
+        return statistics.median_high(self.loop_ours_s) / statistics.median_high(self.ours_s)
 
 
 class _LinearStandIn(nn.Module):
