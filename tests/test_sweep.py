@@ -10,7 +10,7 @@ import pytest
 from robustbench_skel.commands.cli import main
 from robustbench_skel.errors import UserError
 from robustbench_skel.run.record import read_record
-from robustbench_skel.commands.sweep import load_grid, parse_grid, pending, run_sweep
+from robustbench_skel.commands.sweep import load_grid, parse_grid, parse_only, pending, restrict, run_sweep
 
 TESTS_DIR = Path(__file__).parent
 
@@ -55,6 +55,40 @@ def test_sweep_in_process_skips_what_is_recorded(tmp_path, trained_tiny_checkpoi
     assert pending(load_grid(grid_path).configs) == []
     assert main(["sweep", str(grid_path)]) == 0  # nothing left to run
     assert "0 run(s) written, 4 already recorded" in capsys.readouterr().out
+
+
+def test_only_runs_part_of_the_grid_and_the_whole_grid_skips_it(tmp_path, trained_tiny_checkpoint, capsys):
+    results = tmp_path / "results"
+    grid_path = _grid(tmp_path, trained_tiny_checkpoint, results)
+    assert main(["sweep", str(grid_path), "--only", "attacks=pgd", "--only", "budgets=0.02"]) == 0
+    (written,) = results.glob("runs/*.json")
+    record = read_record(written)
+    assert (record["attack"]["name"], record["attack"]["eps"]) == ("pgd", 0.02)
+    capsys.readouterr()
+    assert main(["sweep", str(grid_path)]) == 0
+    assert "3 run(s) written, 1 already recorded" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("only, message", [
+    ({"victims": ["c"]}, "victims: c not in the grid; its victims: a, b"),
+    ({"models": ["a"]}, "not a grid axis"),
+    ({"budgets": ["0.03"]}, "its budgets: 0.01, 0.02"),
+    ({"surrogates": ["stgcn"]}, "its surrogates: none, stgcn\\+ctrgcn"),
+])
+def test_only_refuses_values_the_grid_lacks(only, message):
+    grid = parse_grid({"victims": ["a", "b"], "attacks": ["pgd"], "budgets": [0.01, 0.02],
+                       "surrogates": ["none", "stgcn+ctrgcn"]})
+    with pytest.raises(UserError, match=message):
+        restrict(grid, only)
+
+
+def test_only_selects_ensembles_and_none():
+    grid = parse_grid({"victims": ["a", "b"], "attacks": ["pgd"], "surrogates": ["none", "stgcn+ctrgcn"]})
+    kept = restrict(grid, parse_only(["surrogates=stgcn+ctrgcn", "victims=b"]))
+    assert [(c.victim, c.surrogates) for c in kept.configs] == [("b", ["stgcn", "ctrgcn"])]
+    assert [c.surrogates for c in restrict(grid, {"surrogates": ["none"]}).configs] == [None, None]
+    with pytest.raises(UserError, match="AXIS=VALUE"):
+        parse_only(["victims"])
 
 
 def _results(paths: list[Path]) -> dict:

@@ -497,6 +497,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="local: one run after another in this process (default); ray: one Ray task per run")
     sweep.add_argument("--address", default=None, metavar="HOST:PORT", help="the Ray cluster to use (default: a new local one)")
     sweep.add_argument("--cpus-per-run", type=_positive_int, default=1, help="Ray: CPUs reserved per run (default 1)")
+    sweep.add_argument("--only", action="append", default=[], metavar="AXIS=V1,V2",
+                       help="run only the grid's runs with these values on an axis (victims, attacks, budgets, "
+                            "surrogates, defenses), settings unchanged; repeat for several axes")
     _add_results_dir(sweep, default=None, help="where the records go, for every run of the grid (default: the grid's "
                                                "results_dir, else results/)")
 
@@ -709,10 +712,10 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
-    from .sweep import run_sweep
+    from .sweep import parse_only, run_sweep
 
     result = run_sweep(args.grid, executor=args.executor, address=args.address, cpus_per_run=args.cpus_per_run,
-                       progress=True, results_dir=args.results_dir)
+                       progress=True, results_dir=args.results_dir, only=parse_only(args.only))
     print(f"{len(result.paths)} run(s) written, {result.skipped} already recorded, {result.seconds:.1f} s")
     for path in result.paths:
         print(path)

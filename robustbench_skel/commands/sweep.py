@@ -20,6 +20,10 @@ as FGSM, and its record says ``steps`` null). The runs are the product victims x
 (output-only fields aside) already has a record in its results folder is skipped, so a sweep that was
 stopped continues where it stopped (and a run that was killed resumes from its last batch). Records are
 written by this process, whichever executor ran them.
+
+``sweep GRID --only victims=agcn,sgn`` runs the part of a grid on those axis values, with the grid's settings
+unchanged, so its records are the grid's own: the whole grid later skips them. This is how a grid that names
+a victim still without weights is worked through.
 """
 
 from __future__ import annotations
@@ -43,7 +47,7 @@ from ..registry import ATTACKS
 from ..run.run_checks import validate_run_config
 from ..run.runner import RunConfig, run_benchmark
 
-__all__ = ["Grid", "SweepResult", "load_grid", "parse_grid", "pending", "run_sweep"]
+__all__ = ["Grid", "SweepResult", "load_grid", "parse_grid", "pending", "restrict", "run_sweep"]
 
 # grid key -> the RunConfig field each value sets
 AXES = {"victims": "victim", "attacks": "attack", "budgets": "eps", "surrogates": "surrogates", "defenses": "defense"}
@@ -143,6 +147,53 @@ def load_grid(path: str | Path) -> Grid:
     return parse_grid(data, str(path), path.parent)
 
 
+def _axis_key(key: str, config: RunConfig) -> Any:
+    """The value a run has on the grid axis ``key``, in the form ``_axis_value`` gives."""
+    value = getattr(config, AXES[key])
+    if key == "surrogates":
+        return list(value) if value else None
+    return value
+
+
+def _number(text: str) -> Any:
+    try:
+        return float(text)
+    except ValueError:
+        return text  # _axis_value names it
+
+
+def restrict(grid: Grid, only: dict[str, list[str]]) -> Grid:
+    """The runs of ``grid`` whose value on each named axis is one of the given ones (``sweep --only``).
+
+    A value the grid does not have on that axis is an error, so a misspelt name never runs an empty sweep."""
+    configs = grid.configs
+    for key, raw in only.items():
+        if key not in AXES:
+            raise UserError(f"--only {key}=...: not a grid axis; axes: {', '.join(AXES)}")
+        have = [_axis_key(key, c) for c in grid.configs]
+        wanted = [_axis_value(key, _number(v) if key == "budgets" else v) for v in raw]
+        missing = [v for v, r in zip(wanted, raw) if v not in have]
+        if missing:
+            present = sorted({"none" if h is None else "+".join(h) if isinstance(h, list) else f"{h:g}" if isinstance(h, float) else str(h)
+                              for h in have})
+            raise UserError(f"--only {key}: {', '.join(r for v, r in zip(wanted, raw) if v in missing)} not in the grid; "
+                            f"its {key}: {', '.join(present)}")
+        configs = [c for c in configs if _axis_key(key, c) in wanted]
+    return Grid(configs, grid.plugins, grid.plugin_paths)
+
+
+def parse_only(specs: list[str]) -> dict[str, list[str]]:
+    """``["victims=agcn,sgn", "budgets=0.01"]`` -> ``{"victims": ["agcn", "sgn"], "budgets": ["0.01"]}``."""
+    only: dict[str, list[str]] = {}
+    for spec in specs:
+        key, sep, values = spec.partition("=")
+        names = [v.strip() for v in values.split(",") if v.strip()]
+        if not sep or not names:
+            raise UserError(f"--only {spec!r}: give AXIS=VALUE[,VALUE...], e.g. --only victims=stgcn,sgn")
+        only.setdefault(key.strip(), []).extend(names)
+    return only
+
+
 def _identity(config: Any) -> str:
     return json.dumps(config_identity(config), sort_keys=True)
 
@@ -230,12 +281,16 @@ def _ray(todo: list[RunConfig], done: Callable[[Path], None], grid: Grid, addres
 
 
 def run_sweep(grid: Grid | str | Path, executor: str = "local", address: str | None = None, cpus_per_run: int = 1,
-              progress: bool = True, results_dir: str | None = None) -> SweepResult:
+              progress: bool = True, results_dir: str | None = None,
+              only: dict[str, list[str]] | None = None) -> SweepResult:
     """Run every configuration of ``grid`` that has no record yet; one progress bar for the grid.
 
-    ``results_dir`` (``sweep --results-dir``) overrides the grid's ``results_dir`` for every run."""
+    ``results_dir`` (``sweep --results-dir``) overrides the grid's ``results_dir`` for every run; ``only``
+    (``sweep --only``) keeps the runs with those axis values (see :func:`restrict`)."""
     if not isinstance(grid, Grid):
         grid = load_grid(grid)
+    if only:
+        grid = restrict(grid, only)
     if results_dir is not None:
         grid = Grid([replace(c, results_dir=results_dir) for c in grid.configs], grid.plugins, grid.plugin_paths)
     if executor not in ("local", "ray"):
