@@ -170,6 +170,8 @@ def test_empty_columns_are_dropped_from_the_written_tables(tmp_path):
 def test_numbers_are_plain_and_right_aligned(tmp_path):
     assert [fmt_value(x) for x in (1450.3, 333.33, 0.5, 0.0123456, 0)] == ["1450", "333", "0.500", "0.0123", "0"]
     assert fmt_value(0.0487, "%") == "4.87%" and fmt_value(None) == "n/a"
+    # a value that rounds up to the next power of ten takes that power's decimals: one column, one precision
+    assert [fmt_value(x) for x in (0.9999999776, 1.0, 0.0999996, 99.97, 1456.0)] == ["1.00", "1.00", "0.100", "100", "1456"]
     write_record(make_record("stgcn", "pgd", broken={0, 1}, wrong={9}), tmp_path)
     build_leaderboard(tmp_path, formats="md,html")
     md = (tmp_path / "leaderboard.md").read_text().splitlines()

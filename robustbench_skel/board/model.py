@@ -115,7 +115,8 @@ def fmt_value(x: float | None, unit: str = "") -> str:
     suffix = "%" if unit == "%" else ""
     if x == 0 or not math.isfinite(x):
         return f"{x:g}{suffix}"
-    decimals = max(0, 2 - math.floor(math.log10(abs(x))))
+    rounded = float(f"{x:.3g}")  # decimals from the rounded value: 0.99999998 (float32 0.01 m in cm) reads 1.00, not 1.000
+    decimals = max(0, 2 - math.floor(math.log10(abs(rounded))))
     return f"{x:.{decimals}f}{suffix}"
 
 
