@@ -155,6 +155,15 @@ def _axis_key(key: str, config: RunConfig) -> Any:
     return value
 
 
+def _shown(value: Any) -> str:
+    """An axis value as a grid file writes it: ``none``, ``stgcn+ctrgcn``, ``0.01``, ``pgd``."""
+    if value is None:
+        return "none"
+    if isinstance(value, list):
+        return "+".join(value)
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
 def _number(text: str) -> Any:
     try:
         return float(text)
@@ -172,12 +181,10 @@ def restrict(grid: Grid, only: dict[str, list[str]]) -> Grid:
             raise UserError(f"--only {key}=...: not a grid axis; axes: {', '.join(AXES)}")
         have = [_axis_key(key, c) for c in grid.configs]
         wanted = [_axis_value(key, _number(v) if key == "budgets" else v) for v in raw]
-        missing = [v for v, r in zip(wanted, raw) if v not in have]
+        missing = [r for v, r in zip(wanted, raw) if v not in have]
         if missing:
-            present = sorted({"none" if h is None else "+".join(h) if isinstance(h, list) else f"{h:g}" if isinstance(h, float) else str(h)
-                              for h in have})
-            raise UserError(f"--only {key}: {', '.join(r for v, r in zip(wanted, raw) if v in missing)} not in the grid; "
-                            f"its {key}: {', '.join(present)}")
+            present = sorted({_shown(h) for h in have})
+            raise UserError(f"--only {key}: {', '.join(missing)} not in the grid; its {key}: {', '.join(present)}")
         configs = [c for c in configs if _axis_key(key, c) in wanted]
     return Grid(configs, grid.plugins, grid.plugin_paths)
 
