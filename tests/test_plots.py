@@ -324,3 +324,22 @@ def test_plausibility_scatter_labels_never_overlap_and_none_is_lost(tmp_path, mo
         if numbered:
             assert numbered.group(1) in shown, name
     close(fig)
+
+
+def test_plausibility_scatter_names_the_surrogate_and_tells_repeated_runs_apart(tmp_path, monkeypatch):
+    import robustbench_skel.board.plausibility as board_plausibility
+
+    rows = [_row(attack="pgd", success_rate=0.7, plausible_share=0.0, n_attacked=372),
+            _row(attack="pgd", success_rate=0.6, plausible_share=0.1, n_attacked=94),
+            _row(attack="ifgsm", victim="sgn", threat_model="transfer", surrogates="stgcn", success_rate=0.05,
+                 plausible_share=0.9, n_attacked=109)]
+    saved = []
+    monkeypatch.setattr(board_plausibility, "save_figure_atomic", lambda fig, path, **kw: saved.append(fig))
+    close = plt.close
+    monkeypatch.setattr(plt, "close", lambda fig=None: None)
+    board_plausibility.plot_plausibility(pd.DataFrame(rows), tmp_path)
+    (fig,) = saved
+    words = " ".join([t.get_text() for t in fig.axes[0].texts] + [t.get_text() for t in fig.texts])
+    assert "pgd @stgcn (n=372)" in words and "pgd @stgcn (n=94)" in words
+    assert "ifgsm stgcn->sgn" in words and "(n=109)" not in words  # a label no other record shares keeps no n
+    close(fig)

@@ -93,6 +93,21 @@ def _safe(text: object) -> str:
     return "".join(c if c.isalnum() or c in "-." else "-" for c in str(text))
 
 
+def _point_label(r: pd.Series) -> str:
+    """``attack[+defense] @victim``; a transfer point also names its surrogate(s): ``ifgsm stgcn->sgn``."""
+    attack = r["attack"] + ("" if r["defense"] == "none" else f"+{r['defense']}")
+    surrogates = r.get("surrogates")
+    if r.get("threat_model") == "transfer" and not is_missing(surrogates):
+        return f"{attack} {surrogates}->{r['victim']}"
+    return f"{attack} @{r['victim']}"
+
+
+def _distinct(labels: list[str], n_attacked: list[int | None]) -> list[str]:
+    """Labels that two records share (the same attack on the same victim, on different clip counts) get their n."""
+    return [label + (f" (n={n})" if labels.count(label) > 1 and n is not None else "")
+            for label, n in zip(labels, n_attacked)]
+
+
 def plot_plausibility(df: pd.DataFrame, results_dir: Path) -> list[Path]:
     """``plausibility_<dataset>_<norm>_<eps>_<targeted>.png``: success (y) against plausible share (x), one
     labelled point per record that measured it, a marker per threat model; returns the files written."""
@@ -111,14 +126,16 @@ def plot_plausibility(df: pd.DataFrame, results_dir: Path) -> list[Path]:
     for (dataset, synthetic, norm, eps, targeted), g in points.groupby(["dataset", "synthetic", "norm", "eps", "targeted"],
                                                                       sort=True, dropna=False):
         fig, ax = plt.subplots(figsize=(6.4, 4.6))
-        xs, ys, labels = [], [], []
+        xs, ys, labels, counts = [], [], [], []
         for threat, tg in g.groupby("threat_model", sort=True):
             ax.scatter(100 * tg["plausible_share"], 100 * tg["success_rate"], marker=markers.get(threat, "x"), s=30,
                        zorder=3, label=threat)
             for _, r in tg.iterrows():
                 xs.append(100 * r["plausible_share"])
                 ys.append(100 * r["success_rate"])
-                labels.append(r["attack"] + ("" if r["defense"] == "none" else f"+{r['defense']}") + f" @{r['victim']}")
+                labels.append(_point_label(r))
+                counts.append(None if is_missing(r.get("n_attacked")) else int(r["n_attacked"]))
+        labels = _distinct(labels, counts)
         ax.set_xlabel("plausible share of successful examples (%)")
         ax.set_ylabel("attack success rate (%)")
         ax.set_xlim(-3, 103)
