@@ -154,3 +154,19 @@ def test_moco_queue_and_graph_encoder_train_and_cluster():
                                          "lr": 0.01, "lr_milestones": (1,)})
     content = train_manifold(_pool(), config)
     assert content["centres"].shape == (4, 8) and torch.isfinite(content["losses"]).all()
+
+
+def test_random_noise_is_a_seeded_corner_of_the_box_on_valid_frames_only():
+    """The floor of the no-box table: every valid coordinate moves by exactly +-eps, padding stays zero,
+    the same seed gives the same noise and another seed other noise; no model, label or query is used."""
+    x = make_clips(n=3, t=12, seed=6)
+    noise = ATTACKS.get("random-noise")
+    out = noise(eps=0.005, seed=1)(_pool(), x, None)
+    valid = x.ne(0).any(dim=1, keepdim=True).expand_as(x)  # the person-frames the sensor saw
+    moved = (out - x)[valid].abs()
+    assert torch.allclose(moved, torch.full_like(moved, 0.005), atol=1e-6)
+    assert torch.equal(out[~valid], x[~valid])
+    signs = (out - x)[valid].sign()
+    assert 0.4 < (signs > 0).float().mean() < 0.6  # both directions, about equally often
+    assert torch.equal(out, noise(eps=0.005, seed=1)(_pool(), x, None))
+    assert not torch.equal(out, noise(eps=0.005, seed=2)(_pool(), x, None))
