@@ -277,3 +277,12 @@ def test_the_linf_size_is_shown_in_cm_like_the_displacements(tmp_path):
     header = [c.strip() for c in md[i].split("|")[1:-1]]
     cells = [c.strip() for c in md[i + 2].split("|")[1:-1]]
     assert "L-inf (m)" not in header and cells[header.index("L-inf (cm)")] == "0.750"
+
+
+def test_attack_label_names_surrogates_with_at_and_defenses_with_plus_everywhere():
+    from robustbench_skel.board.model import attack_label
+
+    assert attack_label("pgd") == "pgd"
+    assert attack_label("ifgsm", "agcn+stgcn") == "ifgsm@agcn+stgcn"
+    assert attack_label("pgd", float("nan"), "trades") == "pgd + trades"  # a missing cell of a pandas row
+    assert attack_label("pgd", None, "none") == "pgd"

@@ -318,7 +318,7 @@ def test_plausibility_scatter_labels_never_overlap_and_none_is_lost(tmp_path, mo
     shown = [name for name, _ in boxes]
     note = " ".join(t.get_text() for t in fig.texts).replace("\n", " ")
     for a in attacks:
-        name = f"{a} @stgcn"
+        name = f"{a} on stgcn"
         numbered = re.search(rf"\((\d+)\) {re.escape(name)}(;|$)", note)
         assert name in shown or numbered or f"{name} (" in note, name
         if numbered:
@@ -340,6 +340,7 @@ def test_plausibility_scatter_names_the_surrogate_and_tells_repeated_runs_apart(
     board_plausibility.plot_plausibility(pd.DataFrame(rows), tmp_path)
     (fig,) = saved
     words = " ".join([t.get_text() for t in fig.axes[0].texts] + [t.get_text() for t in fig.texts])
-    assert "pgd @stgcn (n=372)" in words and "pgd @stgcn (n=94)" in words
-    assert "ifgsm stgcn->sgn" in words and "(n=109)" not in words  # a label no other record shares keeps no n
+    assert "pgd on stgcn (n=372)" in words and "pgd on stgcn (n=94)" in words
+    assert "ifgsm@stgcn on sgn" in words and "(n=109)" not in words  # a label no other record shares keeps no n
+    # "@" names the surrogate here as in every table and figure of the board
     close(fig)

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["Cell", "Row", "Section", "CI_STYLES", "fmt_ci", "fmt_ci_parts", "fmt_value", "dataset_label", "budget_label",
+__all__ = ["Cell", "Row", "Section", "attack_label", "CI_STYLES", "fmt_ci", "fmt_ci_parts", "fmt_value", "dataset_label", "budget_label",
            "is_missing", "is_numeric_cell", "numeric_columns", "drop_empty_columns", "page_title"]
 
 CI_STYLES = ("brackets", "pm")
@@ -22,6 +22,19 @@ FILTER_KEYS = ("dataset", "threat", "victim", "attack")
 
 def is_missing(x: object) -> bool:
     return x is None or (isinstance(x, float) and math.isnan(x))
+
+
+def attack_label(attack: object, surrogates: object = None, defense: object = None) -> str:
+    """How every table and figure of the board names an attack: ``pgd``, ``ifgsm@stgcn`` (crafted on the
+    surrogate stgcn), ``ifgsm@agcn+stgcn`` (an ensemble), ``pgd + trades`` (against a defense).
+
+    ``@`` always names the surrogate; a figure that also names the victim says ``on VICTIM`` after it."""
+    label = str(attack)
+    if not is_missing(surrogates) and str(surrogates).strip():
+        label += f"@{surrogates}"
+    if not is_missing(defense) and str(defense) not in ("", "none"):
+        label += f" + {defense}"
+    return label
 
 
 @dataclass(frozen=True)

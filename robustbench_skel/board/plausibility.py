@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..atomic import save_figure_atomic
-from .model import Cell, Row, Section, budget_label, dataset_label, is_missing
+from .model import Cell, Row, Section, attack_label, budget_label, dataset_label, is_missing
 from .plot_labels import add_figure_note, label_or_number
 from .sections import THREAT_ORDER, _sort_protocol_first, _tags, budget_groups
 from ..plausibility import PLAUSIBILITY_METRICS, PLAUSIBILITY_TOLERANCES
@@ -94,12 +94,10 @@ def _safe(text: object) -> str:
 
 
 def _point_label(r: pd.Series) -> str:
-    """``attack[+defense] @victim``; a transfer point also names its surrogate(s): ``ifgsm stgcn->sgn``."""
-    attack = r["attack"] + ("" if r["defense"] == "none" else f"+{r['defense']}")
-    surrogates = r.get("surrogates")
-    if r.get("threat_model") == "transfer" and not is_missing(surrogates):
-        return f"{attack} {surrogates}->{r['victim']}"
-    return f"{attack} @{r['victim']}"
+    """``pgd on stgcn``, ``pgd + trades on stgcn``; a transfer point names its surrogate(s) the board's way:
+    ``ifgsm@stgcn on sgn``."""
+    transfer = r.get("threat_model") == "transfer" and not is_missing(r.get("surrogates"))
+    return f"{attack_label(r['attack'], r.get('surrogates') if transfer else None, r['defense'])} on {r['victim']}"
 
 
 def _distinct(labels: list[str], n_attacked: list[int | None]) -> list[str]:

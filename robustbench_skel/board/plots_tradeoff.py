@@ -16,7 +16,7 @@ from typing import Any, Iterator
 import pandas as pd
 
 from ..atomic import save_figure_atomic
-from .model import dataset_label, is_missing
+from .model import attack_label, dataset_label, is_missing
 from .plot_labels import THREAT_STYLE, add_figure_note, label_or_number, threat_style
 
 __all__ = ["plot_tradeoff", "tradeoff_figures", "panel_title"]
@@ -50,9 +50,7 @@ def _point_labels(g: pd.DataFrame) -> list[str]:
     """``attack``, ``attack@surrogate`` for transfer, `` targeted``; a clash gets the protocol, then the setting."""
     base = []
     for _, r in g.iterrows():
-        label = str(r["attack"])
-        if r.get("threat_model") == "transfer" and not is_missing(r.get("surrogates")):
-            label += f"@{r['surrogates']}"
+        label = attack_label(r["attack"], r.get("surrogates") if r.get("threat_model") == "transfer" else None)
         if bool(r.get("targeted")):
             label += " targeted"
         base.append(label)

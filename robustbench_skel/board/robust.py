@@ -22,7 +22,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from .model import Cell, Row, Section, budget_label, dataset_label, is_missing
+from .model import Cell, Row, Section, attack_label, budget_label, dataset_label, is_missing
 from .sections import budget_groups
 from ..metrics import wilson_interval
 
@@ -128,7 +128,7 @@ def _certified(records: list[dict]) -> dict[tuple[float, str], float]:
 
 def _attack_label(r: pd.Series) -> str:
     """``pgd``, ``mifgsm@agcn`` (transfer), ``pgd (targeted)``, ``pgd (adaptive)``: enough to tell a row's records apart."""
-    label = r["attack"] + ("" if is_missing(r.get("surrogates")) else f"@{r['surrogates']}")
+    label = attack_label(r["attack"], r.get("surrogates"))
     adaptive = not (is_missing(r.get("adaptive_eot_samples")) and is_missing(r.get("adaptive_bpda")))
     return label + (" (targeted)" if r["targeted"] else "") + (" (adaptive)" if adaptive else "")
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .model import Cell, Row, Section, budget_label, dataset_label, is_missing
+from .model import Cell, Row, Section, attack_label, budget_label, dataset_label, is_missing
 from .sections import budget_groups, significance_mark, stem, victims_matrix
 from .paired import versus_best
 
@@ -37,7 +37,7 @@ def is_own_surrogate(r: pd.Series) -> bool:
 
 
 def _row_labels(rows: list[tuple]) -> list[str]:
-    base = [f"{attack}@{surrogates}" for attack, _, surrogates, _, _ in rows]
+    base = [attack_label(attack, surrogates) for attack, _, surrogates, _, _ in rows]
     clash = {b for b in base if base.count(b) > 1}
     return [b + (f" [setting {cfg[:6]}]" if b in clash and cfg else "") for b, (_, cfg, *_) in zip(base, rows)]
 
