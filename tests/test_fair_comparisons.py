@@ -218,6 +218,18 @@ def test_compare_builds_the_paired_table_and_refuses_records_that_do_not_pair(tm
         record_module.validate_record = original
 
 
+def test_compare_names_the_settings_that_tell_two_records_of_one_attack_apart():
+    from robustbench_skel.board.paired import differing_settings, format_comparison
+
+    a, b = _record([True, False, True]), _record([False, False, True])
+    assert differing_settings(a, b) == []
+    b["attack"]["hyperparameters"] = {**b["attack"]["hyperparameters"], "swag": "reference", "step_size": 0.5}
+    a["attack"]["hyperparameters"]["swag"] = "paper"
+    assert differing_settings(a, b) == ["swag: paper (A), reference (B)"]  # the step size has its own note
+    header = format_comparison(a, b).splitlines()[:3]
+    assert header[2].strip() == "swag: paper (A), reference (B)"
+
+
 def test_transfer_matrix_states_its_step_rule_and_refuses_mixed_rules():
     from robustbench_skel.commands.transfer_matrix import _step_line
 

@@ -29,7 +29,7 @@ from ..metrics import wilson_interval
 from ..step_rule import step_label, step_summary
 
 __all__ = ["PairedTable", "pairing_problem", "paired_table", "mcnemar_exact", "newcombe_interval", "compare_records",
-           "format_comparison", "versus_best", "SIGNIFICANCE"]
+           "differing_settings", "format_comparison", "versus_best", "SIGNIFICANCE"]
 
 SIGNIFICANCE = 0.05
 
@@ -147,6 +147,21 @@ def _label(record: dict) -> str:
     return ", ".join(parts)
 
 
+_STEP_KEYS = ("step_rule", "step_size", "steps")  # stated by the step note below
+
+
+def differing_settings(a: dict, b: dict) -> list[str]:
+    """``swag: paper (A), reference (B)``: the hyperparameters that differ between two records of one attack
+    (their labels alone can be the same); the step rule has its own note, and paired records share a defense."""
+    hyper_a, hyper_b = a["attack"].get("hyperparameters") or {}, b["attack"].get("hyperparameters") or {}
+    out = []
+    if a["attack"]["name"] == b["attack"]["name"]:
+        for key in sorted(set(hyper_a) | set(hyper_b)):
+            if key not in _STEP_KEYS and hyper_a.get(key, "not set") != hyper_b.get(key, "not set"):
+                out.append(f"{key}: {hyper_a.get(key, 'not set')} (A), {hyper_b.get(key, 'not set')} (B)")
+    return out
+
+
 def format_comparison(a: dict, b: dict, name_a: str = "A", name_b: str = "B") -> str:
     """The printout of ``compare``: what is compared, the paired table, the test and the difference."""
     result = compare_records(a, b)
@@ -158,6 +173,7 @@ def format_comparison(a: dict, b: dict, name_a: str = "A", name_b: str = "B") ->
     lines = [
         f"A: {label_a}  ({name_a})",
         f"B: {label_b}  ({name_b})",
+        *(f"   {line}" for line in differing_settings(a, b)),
         f"victim {a['victim']['name']}, {a['dataset']['name']} {a['dataset']['split']}, {_budget_text(a)}, "
         f"{t.n} clips attacked in both (the victim's correctly classified clips)",
         "",
