@@ -286,3 +286,20 @@ def test_attack_label_names_surrogates_with_at_and_defenses_with_plus_everywhere
     assert attack_label("ifgsm", "agcn+stgcn") == "ifgsm@agcn+stgcn"
     assert attack_label("pgd", float("nan"), "trades") == "pgd + trades"  # a missing cell of a pandas row
     assert attack_label("pgd", None, "none") == "pgd"
+
+
+def test_two_records_of_one_transfer_attack_are_told_apart_by_the_options_they_set(tmp_path):
+    from test_leaderboard import _transfer
+
+    default = make_record("stgcn", "tasar", broken={0}, threat=_transfer(["ctrgcn"]),
+                          hyper={"eps": 0.01, "steps": 10, "seed": 0, "swag": "paper"})
+    reference = make_record("stgcn", "tasar", broken={0, 1}, threat=_transfer(["ctrgcn"]),
+                            hyper={"eps": 0.01, "steps": 10, "seed": 0, "swag": "reference"})
+    reference["config"] = {"attack_options": {"swag": "reference"}}
+    for record in (default, reference):
+        write_record(record, tmp_path)
+    build_leaderboard(tmp_path, formats="md")
+    md = (tmp_path / "leaderboard.md").read_text()
+    rows = [line.split("|")[1].strip() for line in md.splitlines() if line.startswith("| tasar@")]
+    assert sorted(rows) == ["tasar@ctrgcn (defaults)", "tasar@ctrgcn (swag=reference)"]  # not two hashes
+    assert "options swag=reference; surrogate ctrgcn" in md  # the attack table's threat details say it too

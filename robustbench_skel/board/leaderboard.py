@@ -42,6 +42,21 @@ _KEY = ["dataset", "split", "victim", "checkpoint_sha256", "defense", "defense_c
 _IMPLIED = {("step_rule", "sign"), ("swag", "paper")}
 
 
+def _options_text(record: dict) -> str | None:
+    """``swag=reference``: the options the user set on the attack (``--attack-opt``; those the record's preset
+    pins go without saying), which tell two records of one attack apart in words where a hash cannot."""
+    from ..run.presets import PRESETS
+
+    options = (record.get("config") or {}).get("attack_options")
+    if not isinstance(options, dict) or not options:
+        return None
+    preset = PRESETS.get(record.get("preset") or "")
+    pinned = {} if preset is None else {**preset.attack_options.get("*", {}),
+                                        **preset.attack_options.get(record["attack"]["name"], {})}
+    own = {k: v for k, v in options.items() if k not in pinned or pinned[k] != v}
+    return ", ".join(f"{k}={v}" for k, v in sorted(own.items())) or None
+
+
 def _short_hash(obj: object) -> str | None:
     """A stable 12-hex digest of a JSON-able setting, so equal settings group together."""
     if not obj:
@@ -123,6 +138,7 @@ def _row(path: Path, record: dict) -> dict:
         "defense": (record.get("defense") or {}).get("name") or "none",
         "attack": attack["name"],
         "attack_config": _short_hash(hyper),
+        "attack_options": _options_text(record),
         "norm": attack.get("norm"),
         "eps": attack.get("eps"),
         "targeted": bool(attack.get("targeted")),

@@ -36,10 +36,15 @@ def is_own_surrogate(r: pd.Series) -> bool:
     return r["victim"] in str(r.get("surrogates") or "").split("+")
 
 
-def _row_labels(rows: list[tuple]) -> list[str]:
+def _row_labels(rows: list[tuple], options: dict[str, str]) -> list[str]:
+    """``attack@surrogates``; rows that would share a label add the options their records set
+    (``tasar@ctrgcn (swag=reference)``, ``tasar@ctrgcn (defaults)``), and the setting's short hash where
+    that still leaves two alike."""
     base = [attack_label(attack, surrogates) for attack, _, surrogates, _, _ in rows]
     clash = {b for b in base if base.count(b) > 1}
-    return [b + (f" [setting {cfg[:6]}]" if b in clash and cfg else "") for b, (_, cfg, *_) in zip(base, rows)]
+    worded = [b + (f" ({options.get(cfg) or 'defaults'})" if b in clash else "") for b, (_, cfg, *_) in zip(base, rows)]
+    return [w + (f" [setting {str(cfg)[:6]}]" if worded.count(w) > 1 and cfg else "")
+            for w, (_, cfg, *_) in zip(worded, rows)]
 
 
 def _step_group(r: pd.Series, mix: bool) -> str:
@@ -62,7 +67,9 @@ def transfer_sections(df: pd.DataFrame, results_dir: Path | None = None, records
     for (synthetic, dataset, norm, eps, targeted, early_stop, step), g in budget_groups(
             transfer, extra=["early_stop", "step_group"]):
         rows, columns, cells, col_victim = victims_matrix(g, _ROW_KEY)
-        labels = _row_labels(rows)
+        options = {r["attack_config"]: r["attack_options"] for _, r in g.iterrows()
+                   if not is_missing(r.get("attack_options")) and not is_missing(r.get("attack_config"))}
+        labels = _row_labels(rows, options)
         stop = "" if is_missing(early_stop) else f", early stop {early_stop}"
         steps = "" if step == "mixed" else f", {step}"
         title = f"Transfer matrix, {dataset_label(dataset, synthetic)}: {budget_label(norm, eps, targeted)}{stop}{steps}"
