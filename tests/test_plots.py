@@ -344,3 +344,17 @@ def test_plausibility_scatter_names_the_surrogate_and_tells_repeated_runs_apart(
     assert "ifgsm@stgcn on sgn" in words and "(n=109)" not in words  # a label no other record shares keeps no n
     # "@" names the surrogate here as in every table and figure of the board
     close(fig)
+
+
+def test_tradeoff_points_of_one_attack_are_told_apart_by_protocol_then_options_then_setting():
+    from robustbench_skel.board.plots_tradeoff import _point_labels
+
+    frame = pd.DataFrame([
+        _row(attack="tasar", threat_model="transfer", surrogates="stgcn", attack_config="a1"),
+        _row(attack="tasar", threat_model="transfer", surrogates="stgcn", attack_config="b2",
+             attack_options="swag=reference"),
+        _row(attack="tasar", threat_model="transfer", surrogates="stgcn", protocol="tasar-paper"),
+        _row(attack="pgd", attack_config="c3"), _row(attack="pgd", attack_config="d4"),
+    ])
+    assert _point_labels(frame) == ["tasar@stgcn (defaults)", "tasar@stgcn (swag=reference)", "tasar@stgcn (tasar-paper)",
+                                    "pgd [c3]", "pgd [d4]"]  # the last of a clashing pair is told apart too

@@ -47,22 +47,28 @@ def _panel_key(key: tuple) -> tuple:
 
 
 def _point_labels(g: pd.DataFrame) -> list[str]:
-    """``attack``, ``attack@surrogate`` for transfer, `` targeted``; a clash gets the protocol, then the setting."""
-    base = []
-    for _, r in g.iterrows():
+    """``attack``, ``attack@surrogate`` for transfer, `` targeted``; labels that clash get the protocol, then the
+    options their records set (``(swag=reference)``, ``(defaults)``), then the setting's short hash."""
+    rows = [r for _, r in g.iterrows()]
+    out = []
+    for r in rows:
         label = attack_label(r["attack"], r.get("surrogates") if r.get("threat_model") == "transfer" else None)
-        if bool(r.get("targeted")):
-            label += " targeted"
-        base.append(label)
-    out = list(base)
-    for i, (label, (_, r)) in enumerate(zip(base, g.iterrows())):
-        if base.count(label) > 1:
-            protocol = r.get("protocol")
-            out[i] = label + (f" ({protocol})" if protocol not in (None, "quick") and not is_missing(protocol) else "")
-    for i, (label, (_, r)) in enumerate(zip(list(out), g.iterrows())):
-        if out.count(label) > 1 and not is_missing(r.get("attack_config")):
-            out[i] = label + f" [{str(r['attack_config'])[:6]}]"
-    return out
+        out.append(label + (" targeted" if bool(r.get("targeted")) else ""))
+
+    def protocol(r: pd.Series) -> str:
+        value = r.get("protocol")
+        return "" if value in (None, "quick") or is_missing(value) else f" ({value})"
+
+    def options(r: pd.Series) -> str | None:
+        return None if is_missing(r.get("attack_options")) else str(r["attack_options"])
+
+    def setting(r: pd.Series) -> str:
+        return "" if is_missing(r.get("attack_config")) else f" [{str(r['attack_config'])[:6]}]"
+
+    out = [label + (protocol(r) if out.count(label) > 1 else "") for label, r in zip(out, rows)]
+    worded = {label for label, r in zip(out, rows) if out.count(label) > 1 and options(r)}
+    out = [label + (f" ({options(r) or 'defaults'})" if label in worded else "") for label, r in zip(out, rows)]
+    return [label + (setting(r) if out.count(label) > 1 else "") for label, r in zip(out, rows)]
 
 
 def tradeoff_figures(df: pd.DataFrame) -> Iterator[tuple[str, Any]]:
@@ -74,7 +80,7 @@ def tradeoff_figures(df: pd.DataFrame) -> Iterator[tuple[str, Any]]:
     from matplotlib.lines import Line2D
 
     points = df.dropna(subset=["success_rate", "acceleration_deviation"])
-    for column in ("norm", "eps", "targeted", "threat_model", "surrogates", "protocol", "attack_config",
+    for column in ("norm", "eps", "targeted", "threat_model", "surrogates", "protocol", "attack_config", "attack_options",
                    "success_ci_low", "success_ci_high"):  # older or hand-made tables may lack some
         if column not in points.columns:
             points = points.assign(**{column: None})

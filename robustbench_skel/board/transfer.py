@@ -38,13 +38,11 @@ def is_own_surrogate(r: pd.Series) -> bool:
 
 def _row_labels(rows: list[tuple], options: dict[str, str]) -> list[str]:
     """``attack@surrogates``; rows that would share a label add the options their records set
-    (``tasar@ctrgcn (swag=reference)``, ``tasar@ctrgcn (defaults)``), and the setting's short hash where
-    that still leaves two alike."""
+    (``tasar@ctrgcn (swag=reference)``, ``tasar@ctrgcn (defaults)``), then the setting's short hash."""
     base = [attack_label(attack, surrogates) for attack, _, surrogates, _, _ in rows]
-    clash = {b for b in base if base.count(b) > 1}
-    worded = [b + (f" ({options.get(cfg) or 'defaults'})" if b in clash else "") for b, (_, cfg, *_) in zip(base, rows)]
-    return [w + (f" [setting {str(cfg)[:6]}]" if worded.count(w) > 1 and cfg else "")
-            for w, (_, cfg, *_) in zip(worded, rows)]
+    worded = {b for b, (_, cfg, *_) in zip(base, rows) if base.count(b) > 1 and options.get(cfg)}
+    out = [b + (f" ({options.get(cfg) or 'defaults'})" if b in worded else "") for b, (_, cfg, *_) in zip(base, rows)]
+    return [w + (f" [setting {str(cfg)[:6]}]" if out.count(w) > 1 and cfg else "") for w, (_, cfg, *_) in zip(out, rows)]
 
 
 def _step_group(r: pd.Series, mix: bool) -> str:
