@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["Cell", "Row", "Section", "attack_label", "CI_STYLES", "fmt_ci", "fmt_ci_parts", "fmt_value", "dataset_label", "budget_label",
-           "is_missing", "is_numeric_cell", "numeric_columns", "drop_empty_columns", "page_title"]
+__all__ = ["Cell", "Row", "Section", "attack_label", "CI_STYLES", "fmt_ci", "fmt_ci_parts", "fmt_value", "dataset_label",
+           "budget_label", "is_missing", "is_numeric_cell", "numeric_columns", "drop_empty_columns", "page_title"]
 
 CI_STYLES = ("brackets", "pm")
 FILTER_KEYS = ("dataset", "threat", "victim", "attack")

@@ -81,7 +81,8 @@ def budget_groups(df: pd.DataFrame, extra: Sequence[str] = (), targeted: bool = 
 
 
 def threat_details(r: pd.Series) -> str:
-    """What the threat model handed the attack, in a few words (empty for a plain white-box run)."""
+    """What the threat model handed the attack, and the options the user set on it, in a few words (empty for
+    a plain white-box run)."""
     parts = []
     if not is_missing(r.get("attack_options")):
         parts.append(f"options {r['attack_options']}")
