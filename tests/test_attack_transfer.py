@@ -343,6 +343,8 @@ def test_end_to_end_transfer_run(name, tmp_path, trained_tiny_checkpoint):
     assert "surrogate_success_rate" in record["metrics"]
     assert record["flags"]["all_within_budget"] and record["flags"]["all_finite"]
     assert record["attack"]["hyperparameters"]["steps"] == 2
+    alignment = record["metrics"]["gradient_alignment"]  # the surrogate is the victim's own checkpoint
+    assert alignment["n"] > 0 and alignment["median_cosine"] == pytest.approx(1.0, abs=1e-4)
     if name == "ba":
         (entry,) = record["threat"]["artefacts"]
         assert entry["kind"] == "ba-swag" and "--attack ba" in entry["command"]

@@ -294,7 +294,8 @@ def test_two_records_of_one_transfer_attack_are_told_apart_by_the_options_they_s
     default = make_record("stgcn", "tasar", broken={0}, threat=_transfer(["ctrgcn"]),
                           hyper={"eps": 0.01, "steps": 10, "seed": 0, "swag": "paper"})
     reference = make_record("stgcn", "tasar", broken={0, 1}, threat=_transfer(["ctrgcn"]),
-                            hyper={"eps": 0.01, "steps": 10, "seed": 0, "swag": "reference"})
+                            hyper={"eps": 0.01, "steps": 10, "seed": 0, "swag": "reference"},
+                            metrics={"gradient_alignment": {"median_cosine": 0.0137, "quartiles": [-0.02, 0.05], "n": 9}})
     reference["config"] = {"attack_options": {"swag": "reference"}}
     for record in (default, reference):
         write_record(record, tmp_path)
@@ -302,4 +303,4 @@ def test_two_records_of_one_transfer_attack_are_told_apart_by_the_options_they_s
     md = (tmp_path / "leaderboard.md").read_text()
     rows = [line.split("|")[1].strip() for line in md.splitlines() if line.startswith("| tasar@")]
     assert sorted(rows) == ["tasar@ctrgcn (defaults)", "tasar@ctrgcn (swag=reference)"]  # not two hashes
-    assert "options swag=reference; surrogate ctrgcn" in md  # the attack table's threat details say it too
+    assert "options swag=reference; surrogate ctrgcn; gradient cosine with the surrogate 0.01" in md  # threat details

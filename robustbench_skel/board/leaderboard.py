@@ -98,6 +98,7 @@ def _threat_columns(record: dict) -> dict:
         "surrogates": "+".join(s.get("name", "?") for s in surrogates) or None,
         "surrogates_sha256": "+".join(s.get("checkpoint_sha256") or "" for s in surrogates) or None,
         "surrogate_success_rate": surrogate_rate.get("value"),
+        "gradient_cosine": (m.get("gradient_alignment") or {}).get("median_cosine"),
         "surrogate_success_ci_low": (surrogate_rate.get("ci95") or [None, None])[0],
         "surrogate_success_ci_high": (surrogate_rate.get("ci95") or [None, None])[1],
         "early_stop": threat.get("early_stop"),

@@ -163,6 +163,10 @@ def format_run_summary(record: dict[str, Any]) -> str:
         d = metrics["bayesian_diagnostic"]
         lines.append(f"  Bayesian term: median cosine with the plain gradient {d['median_cosine']:.3f}, "
                      f"head spread {d['head_spread']:.3g} (n = {d['n']})")
+    if "gradient_alignment" in metrics:
+        a = metrics["gradient_alignment"]
+        lines.append(f"  gradient alignment, surrogate vs victim: median cosine {a['median_cosine']:.3f} "
+                     f"(n = {a['n']}; 1 = the same direction, 0 = unrelated)")
     if "queries" in metrics:
         q = metrics["queries"]
         lines.append(f"  queries per attacked sample: mean {q['value']:.0f}, median {q['median']:.0f}, max {q['max']:.0f}")

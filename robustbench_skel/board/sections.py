@@ -88,6 +88,8 @@ def threat_details(r: pd.Series) -> str:
         parts.append(f"options {r['attack_options']}")
     if not is_missing(r.get("surrogates")):
         parts.append(f"surrogate {r['surrogates']}")
+    if not is_missing(r.get("gradient_cosine")):  # the surrogate-victim gradient alignment (learn/gradient_alignment.py)
+        parts.append(f"gradient cosine with the surrogate {r['gradient_cosine']:.2f}")
     if not is_missing(r.get("early_stop")):
         parts.append(f"early stop {r['early_stop']}")
     if not is_missing(r.get("pool_split")) or not is_missing(r.get("pool_num_clips")):

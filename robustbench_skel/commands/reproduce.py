@@ -121,9 +121,9 @@ def _show(metric: Any) -> str:
 
 
 def _measured_later(name: str) -> bool:
-    """Metrics added to records after schema version 1 was fixed (physical plausibility): an older record
-    lacks them, which is no difference."""
-    return name.startswith("plausib")
+    """Metrics added to records after schema version 1 was fixed (physical plausibility, the transfer pair's
+    gradient alignment): an older record lacks them, which is no difference."""
+    return name.startswith("plausib") or name == "gradient_alignment"
 
 
 def compare_metrics(old: dict, new: dict, exact: bool) -> tuple[list[tuple[str, str, str, bool]], list[str]]:

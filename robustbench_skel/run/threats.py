@@ -26,6 +26,7 @@ from torch import nn
 
 from ..artefacts import ArtefactStore
 from ..learn.bayes_diagnostic import DIAGNOSTIC_CLIPS, degenerate_check
+from ..learn.gradient_alignment import gradient_alignment
 from ..attack import Attack, ThreatModel
 from ..victim import predict
 from .evaluator import proportion
@@ -238,6 +239,7 @@ class Transfer(_CachedCraft):
         super().__init__(common)
         self.handed = ensemble
         self.diagnostic: dict[str, Any] | None = None  # a Bayesian attack's diagnostic (see craft)
+        self.alignment: dict[str, Any] | None = None  # surrogate-victim gradient alignment (see extra_metrics)
 
     def _craft_spec(self, attack):
         return {**super()._craft_spec(attack), "surrogates": self.handed.fingerprint()}
@@ -272,6 +274,14 @@ class Transfer(_CachedCraft):
             metrics["reference_success_rate"] = metric
         if self.diagnostic is not None:
             metrics["bayesian_diagnostic"] = self.diagnostic
+        rows = attacked.nonzero().squeeze(1)[:DIAGNOSTIC_CLIPS]
+        if self.alignment is None and rows.numel():  # once per run: sanity() asks again
+            c = self.common
+            self.alignment = gradient_alignment(self.handed, c.white_box_model(), clips[rows].to(c.device),
+                                                labels[rows].to(c.device),
+                                                None if targets is None else targets[rows].to(c.device), c.batch_size)
+        if self.alignment is not None:
+            metrics["gradient_alignment"] = self.alignment
         return metrics, samples
 
     def _reference_success(self, clips, labels, targets, attacked, success) -> tuple[dict[str, Any], list]:
