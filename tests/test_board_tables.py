@@ -304,3 +304,5 @@ def test_two_records_of_one_transfer_attack_are_told_apart_by_the_options_they_s
     rows = [line.split("|")[1].strip() for line in md.splitlines() if line.startswith("| tasar@")]
     assert sorted(rows) == ["tasar@ctrgcn (defaults)", "tasar@ctrgcn (swag=reference)"]  # not two hashes
     assert "options swag=reference; surrogate ctrgcn; gradient cosine with the surrogate 0.01" in md  # threat details
+    alignment = md.split("Gradient alignment, ")[1]  # the pair's own matrix: the newest record that measured it
+    assert alignment.splitlines()[0].startswith("synth") and "| ctrgcn | [0.01](runs/" in alignment

@@ -255,10 +255,10 @@ def build_sections(df: pd.DataFrame, records: dict[str, dict], plots_dir: Path |
     from .plots import plot_budget_curves
     from .robust import robust_sections
     from .sections import decision_sections, nobox_sections, setting_sections
-    from .transfer import transfer_sections
+    from .transfer import alignment_sections, transfer_sections
 
     sections = [*setting_sections(df, records), *robust_sections(df, records),
-                *transfer_sections(df, plots_dir, records, mix_step_rules),
+                *transfer_sections(df, plots_dir, records, mix_step_rules), *alignment_sections(df),
                 *decision_sections(df, plots_dir), *nobox_sections(df), *plausibility_sections(df)]
     curves = plot_budget_curves(df, plots_dir) if plots_dir is not None else []
     if curves:

@@ -23,7 +23,7 @@ from .model import Cell, Row, Section, attack_label, budget_label, dataset_label
 from .sections import budget_groups, significance_mark, stem, victims_matrix
 from .paired import versus_best
 
-__all__ = ["transfer_sections", "is_own_surrogate"]
+__all__ = ["transfer_sections", "alignment_sections", "is_own_surrogate"]
 
 _ROW_KEY = ["attack", "attack_config", "surrogates", "surrogates_sha256", "protocol"]
 
@@ -136,6 +136,38 @@ def transfer_sections(df: pd.DataFrame, results_dir: Path | None = None, records
             section.plots.append(plot_heatmap(np.array([b[3] for b in built]), [b[2] for b in built], columns,
                                               np.array([b[4] for b in built]), path, title,
                                               missing=np.array([b[5] for b in built])))
+        sections.append(section)
+    return sections
+
+
+def alignment_sections(df: pd.DataFrame) -> list[Section]:
+    """Per dataset, surrogate(s) x victim: the pair's gradient alignment (``metrics.gradient_alignment``,
+    the newest transfer record of the pair that has it), whatever the attack or budget: it is the models'."""
+    sections = []
+    transfer = df[(df["threat_model"] == "transfer") & df["gradient_cosine"].notna()] if "gradient_cosine" in df else df.iloc[:0]
+    for (synthetic, dataset), g in transfer.groupby(["synthetic", "dataset"], sort=True):
+        rows, columns, cells, col_victim = victims_matrix(g, ["surrogates"])
+        section = Section("transfer", f"Gradient alignment, {dataset_label(dataset, bool(synthetic))}", dataset,
+                          bool(synthetic), "transfer", ["surrogate(s)", *columns],
+                          column_victims=[None, *[col_victim[c] for c in columns]])
+        section.notes.append("Cells: the median cosine, over the first 32 attacked clips, between the surrogate's and "
+                             "the victim's loss gradients with respect to the clip (Demontis et al. 2019), from the "
+                             "pair's newest transfer record. 1: the same direction; 0: unrelated, as two random "
+                             "directions are. Near 0, a transfer attack has nothing to carry over and does no better "
+                             "than random noise of its size; * the victim is the surrogate.")
+        for (surrogates,) in rows:
+            row_cells, victims, records = [Cell(str(surrogates))], [], []
+            for col in columns:
+                r = cells.get(((surrogates,), col))
+                if r is None:
+                    row_cells.append(Cell("", sort=None))
+                    continue
+                mark = "*" if is_own_surrogate(r) else ""
+                row_cells.append(Cell.link(f"{r['gradient_cosine']:.2f}{mark}", r["record"], sort=float(r["gradient_cosine"])))
+                victims.append(r["victim"])
+                records.append(r["record"])
+            section.rows.append(Row(row_cells, {"dataset": [dataset], "threat": ["transfer"], "victim": sorted(set(victims)),
+                                                "attack": []}, records))
         sections.append(section)
     return sections
 
