@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["Cell", "Row", "Section", "attack_label", "CI_STYLES", "fmt_ci", "fmt_ci_parts", "fmt_value", "dataset_label",
+__all__ = ["Cell", "Row", "Section", "attack_label", "tell_apart", "CI_STYLES", "fmt_ci", "fmt_ci_parts", "fmt_value", "dataset_label",
            "budget_label", "is_missing", "is_numeric_cell", "numeric_columns", "drop_empty_columns", "page_title"]
 
 CI_STYLES = ("brackets", "pm")
@@ -35,6 +35,19 @@ def attack_label(attack: object, surrogates: object = None, defense: object = No
     if not is_missing(defense) and str(defense) not in ("", "none"):
         label += f" + {defense}"
     return label
+
+
+def tell_apart(labels: Sequence[str], stages: Sequence[Callable[[int, list[int]], str]]) -> list[str]:
+    """Labels made distinct stage by stage: where two or more entries still share a label, each gets the
+    suffix ``stage(index, group)`` names (``group``: the indices sharing that label), and the next stage
+    sees the result. One rule for every table and figure: protocol, then options, then a short hash."""
+    out = list(labels)
+    for stage in stages:
+        groups: dict[str, list[int]] = {}
+        for i, label in enumerate(out):
+            groups.setdefault(label, []).append(i)
+        out = [label + (stage(i, groups[label]) if len(groups[label]) > 1 else "") for i, label in enumerate(out)]
+    return out
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..atomic import save_figure_atomic
-from .model import Cell, Row, Section, attack_label, budget_label, dataset_label, is_missing
+from .model import Cell, Row, Section, attack_label, budget_label, dataset_label, is_missing, tell_apart
 from .plot_labels import add_figure_note, label_or_number
 from .sections import THREAT_ORDER, _sort_protocol_first, _tags, budget_groups
 from ..plausibility import PLAUSIBILITY_METRICS, PLAUSIBILITY_TOLERANCES
@@ -102,8 +102,7 @@ def _point_label(r: pd.Series) -> str:
 
 def _distinct(labels: list[str], n_attacked: list[int | None]) -> list[str]:
     """Labels that two records share (the same attack on the same victim, on different clip counts) get their n."""
-    return [label + (f" (n={n})" if labels.count(label) > 1 and n is not None else "")
-            for label, n in zip(labels, n_attacked)]
+    return tell_apart(labels, [lambda i, group: "" if n_attacked[i] is None else f" (n={n_attacked[i]})"])
 
 
 def plot_plausibility(df: pd.DataFrame, results_dir: Path) -> list[Path]:

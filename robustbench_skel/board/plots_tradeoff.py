@@ -16,7 +16,7 @@ from typing import Any, Iterator
 import pandas as pd
 
 from ..atomic import save_figure_atomic
-from .model import attack_label, dataset_label, is_missing
+from .model import attack_label, dataset_label, is_missing, tell_apart
 from .plot_labels import THREAT_STYLE, add_figure_note, label_or_number, threat_style
 
 __all__ = ["plot_tradeoff", "tradeoff_figures", "panel_title"]
@@ -50,25 +50,22 @@ def _point_labels(g: pd.DataFrame) -> list[str]:
     """``attack``, ``attack@surrogate`` for transfer, `` targeted``; labels that clash get the protocol, then the
     options their records set (``(swag=reference)``, ``(defaults)``), then the setting's short hash."""
     rows = [r for _, r in g.iterrows()]
-    out = []
-    for r in rows:
-        label = attack_label(r["attack"], r.get("surrogates") if r.get("threat_model") == "transfer" else None)
-        out.append(label + (" targeted" if bool(r.get("targeted")) else ""))
+    labels = [attack_label(r["attack"], r.get("surrogates") if r.get("threat_model") == "transfer" else None)
+              + (" targeted" if bool(r.get("targeted")) else "") for r in rows]
+    options = [None if is_missing(r.get("attack_options")) else str(r["attack_options"]) for r in rows]
 
-    def protocol(r: pd.Series) -> str:
-        value = r.get("protocol")
+    def protocol(i: int, group: list[int]) -> str:
+        value = rows[i].get("protocol")
         return "" if value in (None, "quick") or is_missing(value) else f" ({value})"
 
-    def options(r: pd.Series) -> str | None:
-        return None if is_missing(r.get("attack_options")) else str(r["attack_options"])
+    def worded(i: int, group: list[int]) -> str:
+        return f" ({options[i] or 'defaults'})" if any(options[j] for j in group) else ""
 
-    def setting(r: pd.Series) -> str:
-        return "" if is_missing(r.get("attack_config")) else f" [{str(r['attack_config'])[:6]}]"
+    def setting(i: int, group: list[int]) -> str:
+        config = rows[i].get("attack_config")
+        return "" if is_missing(config) else f" [{str(config)[:6]}]"
 
-    out = [label + (protocol(r) if out.count(label) > 1 else "") for label, r in zip(out, rows)]
-    worded = {label for label, r in zip(out, rows) if out.count(label) > 1 and options(r)}
-    out = [label + (f" ({options(r) or 'defaults'})" if label in worded else "") for label, r in zip(out, rows)]
-    return [label + (setting(r) if out.count(label) > 1 else "") for label, r in zip(out, rows)]
+    return tell_apart(labels, [protocol, worded, setting])
 
 
 def tradeoff_figures(df: pd.DataFrame) -> Iterator[tuple[str, Any]]:

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .model import Cell, Row, Section, attack_label, budget_label, dataset_label, is_missing
+from .model import Cell, Row, Section, attack_label, budget_label, dataset_label, is_missing, tell_apart
 from .sections import budget_groups, significance_mark, stem, victims_matrix
 from .paired import versus_best
 
@@ -39,10 +39,15 @@ def is_own_surrogate(r: pd.Series) -> bool:
 def _row_labels(rows: list[tuple], options: dict[str, str]) -> list[str]:
     """``attack@surrogates``; rows that would share a label add the options their records set
     (``tasar@ctrgcn (swag=reference)``, ``tasar@ctrgcn (defaults)``), then the setting's short hash."""
-    base = [attack_label(attack, surrogates) for attack, _, surrogates, _, _ in rows]
-    worded = {b for b, (_, cfg, *_) in zip(base, rows) if base.count(b) > 1 and options.get(cfg)}
-    out = [b + (f" ({options.get(cfg) or 'defaults'})" if b in worded else "") for b, (_, cfg, *_) in zip(base, rows)]
-    return [w + (f" [setting {str(cfg)[:6]}]" if out.count(w) > 1 and cfg else "") for w, (_, cfg, *_) in zip(out, rows)]
+    configs = [cfg for _, cfg, *_ in rows]
+
+    def worded(i: int, group: list[int]) -> str:
+        return f" ({options.get(configs[i]) or 'defaults'})" if any(options.get(configs[j]) for j in group) else ""
+
+    def setting(i: int, group: list[int]) -> str:
+        return f" [setting {str(configs[i])[:6]}]" if configs[i] else ""
+
+    return tell_apart([attack_label(attack, surrogates) for attack, _, surrogates, _, _ in rows], [worded, setting])
 
 
 def _step_group(r: pd.Series, mix: bool) -> str:
