@@ -252,21 +252,26 @@ def test_swag_moments_are_the_average_of_the_snapshots():
     assert torch.equal(running.mean["w"], torch.tensor([2.0, 4.0])) and torch.equal(running.sqmean["w"], torch.tensor([5.0, 20.0]))
 
 
-def test_ba_finetuning_of_the_shipped_stgcn_stays_finite():
-    """Regression: unclipped, lr 0.01 with the flatness term (r = 0.1, lambda = 1) took ST-GCN's synth
-    weights to NaN within 3 steps, and the NaN moments made every BA gradient NaN (0% success)."""
-    from robustbench_skel.run.runner import load_dataset
-    from robustbench_skel.victim import load_victim
+def test_ba_finetuning_clips_every_update_so_a_steep_surrogate_cannot_blow_up():
+    """Regression: unclipped, lr 0.01 with the flatness term took ST-GCN's synth 1.0 weights to NaN within 3 steps,
+    and the NaN moments made every BA gradient NaN (0% success). The fix clips the gradient norm (on by default), so
+    no SGD step (momentum 0 here) moves the weights further than lr * max_grad_norm, while the unclipped run of the
+    same case moves further every step and grows without bound."""
+    clips, labels = _train_data(n=8).tensors()
+    assert BA().finetune_spec()["max_grad_norm"] is not None
+    lr, max_norm = 10.0, 1.0
 
-    data = load_dataset("synth", "train", None)
-    clips, labels = data.tensors()
-    model = load_victim("stgcn", len(data.class_names), data.layout, "synth").model
-    attack = BA()
-    moments = finetune_swag(model, clips[:96], labels[:96], **attack.finetune_spec(), seed=0,
-                            device=torch.device("cpu"))
-    assert moments.count >= 1
-    assert all(torch.isfinite(v).all() for v in moments.mean.values())
-    assert all(torch.isfinite(v).all() for v in moments.sqmean.values())
+    def moves(max_grad_norm):
+        snapshots = []
+        finetune_swag(_victim(0), clips, labels, epochs=3, lr=lr, momentum=0.0, weight_decay=0.0, flat_lambda=1.0,
+                      flat_radius=0.1, batch_size=4, swa_n=100, seed=0, device=torch.device("cpu"),
+                      max_grad_norm=max_grad_norm, on_snapshot=snapshots.append)
+        assert len(snapshots) == 6  # one per step
+        return [float(torch.sqrt(sum((b[k] - a[k]).square().sum() for k in a))) for a, b in zip(snapshots, snapshots[1:])]
+
+    clipped, unclipped = moves(max_norm), moves(None)
+    assert max(clipped) <= lr * max_norm * (1 + 1e-5)
+    assert min(unclipped) > lr * max_norm and unclipped[-1] > 100 * unclipped[0]
 
 
 def test_ba_finetuning_that_diverges_stops_with_a_clear_error():
