@@ -247,9 +247,11 @@ def _refuse_mixed_versions(df: pd.DataFrame) -> None:
 def build_sections(df: pd.DataFrame, records: dict[str, dict], plots_dir: Path | None = None,
                    mix_step_rules: bool = False) -> list:
     """Every section, in reading order: per-setting tables, robust accuracy (ranked, exploratory,
-    certified), transfer matrices, decision-based and no-box tables, physical plausibility, budget curves.
+    certified), transfer matrices, decision-based and no-box tables, physical plausibility, the benchmark's
+    difficulty, budget curves.
     Plots are drawn only when ``plots_dir`` is given. Transfer matrices hold one step rule each unless
     ``mix_step_rules``. Columns blank in every row of a table are left out."""
+    from .difficulty import difficulty_sections
     from .model import Section
     from .plausibility import plausibility_sections, plot_plausibility
     from .plots import plot_budget_curves
@@ -259,7 +261,8 @@ def build_sections(df: pd.DataFrame, records: dict[str, dict], plots_dir: Path |
 
     sections = [*setting_sections(df, records), *robust_sections(df, records),
                 *transfer_sections(df, plots_dir, records, mix_step_rules), *alignment_sections(df),
-                *decision_sections(df, plots_dir), *nobox_sections(df), *plausibility_sections(df)]
+                *decision_sections(df, plots_dir), *nobox_sections(df), *plausibility_sections(df),
+                *difficulty_sections(df)]
     curves = plot_budget_curves(df, plots_dir) if plots_dir is not None else []
     if curves:
         synthetic = bool(df["synthetic"].all())

@@ -2,7 +2,9 @@
 
 For the generated benchmark (``synth``) it prints the class list with the fine-grained groups, the clip
 counts per split and the sensor model's parameters, and writes one figure with a still of every class;
-for a dataset read from files it prints the source's description.
+with records of the current version in the results folder, it also prints the difficulty they measure
+(clean accuracy, PGD success, surrogates fooled) against the targets the generator was designed for.
+For a dataset read from files it prints the source's description.
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ from ..atomic import save_figure_atomic
 from ..errors import UserError
 from ..registry import DATASETS
 
-__all__ = ["describe_dataset", "class_stills_figure"]
+__all__ = ["describe_dataset", "class_stills_figure", "difficulty_lines"]
+
+DEFAULT_EPS = 0.01  # the attacks' default L-inf budget (metres), at which the difficulty targets are set
 
 
 def describe_dataset(name: str, out: str | Path | None = None, seed: int = 0, results_dir: str | Path = "results",
@@ -51,6 +55,7 @@ def describe_dataset(name: str, out: str | Path | None = None, seed: int = 0, re
         if key == "joint_noise_cm":
             value = ", ".join(f"{v:g}" for v in value) + "  (per NTU-25 joint)"
         lines.append(f"  {key}: {value}")
+    lines += ["", *difficulty_lines(results_dir)]
     if not figure:
         return "\n".join(lines), None
     path = Path(out) if out else Path(results_dir) / "figures" / f"{name}_classes.png"
@@ -98,3 +103,58 @@ def class_stills_figure(path: Path, seed: int = 0) -> Path:
     finally:
         plt.close(fig)
     return path
+
+
+def difficulty_lines(results_dir: str | Path = "results") -> list[str]:
+    """The difficulty the records of the current synth version measure at the default budget, one line per
+    victim, then each design target (:data:`synth2.DIFFICULTY_TARGETS`) with the figure that meets it or not."""
+    from ..board.difficulty import victim_difficulty
+    from ..board.leaderboard import _load
+    from ..datasets import synth2
+
+    runs = Path(results_dir) / "runs"
+    head = f"difficulty of synth {synth2.SYNTH_VERSION} at L-inf {DEFAULT_EPS * 100:g} cm (records in {runs}):"
+    df = _load(results_dir, skip_invalid=True)[0] if runs.is_dir() else None
+    if df is not None and not df.empty:
+        df = df[(df["dataset"] == "synth") & (df["dataset_version"].astype(str) == synth2.SYNTH_VERSION)
+                & (df["norm"] == "linf") & ((df["eps"] - DEFAULT_EPS).abs() < 1e-9)]
+    rows = victim_difficulty(df) if df is not None and not df.empty else []
+    if not rows:
+        return [head, "  no PGD record yet: `python -m robustbench_skel sweep results/grids/synth_1_pgd.toml` measures it"]
+    width = max(len(r.victim) for r in rows)
+    lines = [head, f"  {'victim':<{width}}  clips  clean   PGD     strongest white-box (clips)   fooled as surrogate"]
+    for r in rows:
+        strongest = f"{r.strongest[0]} {r.strongest[2][0]:.1%} ({r.strongest[1]})" if r.strongest else ""
+        surrogate = f"{r.as_surrogate[2][0]:.1%} ({r.as_surrogate[1]})" if r.as_surrogate else ""
+        lines.append(f"  {r.victim:<{width}}  {r.clips:>5}  {r.clean[0]:>5.1%}  {r.pgd[0]:>5.1%}   "
+                     f"{strongest:<28}  {surrogate}".rstrip())
+    lines.append(f"  PGD: {'; '.join(sorted({r.pgd_step for r in rows}))}")
+    lines += ["", "design targets (met / NOT MET / not measured):"]
+    for key, what, low, high in synth2.DIFFICULTY_TARGETS:
+        figures = _measured(key, rows)
+        bound = (f"{low:.0%}-{high:.0%}" if low is not None and high is not None
+                 else f">= {low:.0%}" if low is not None else f"<= {high:.0%}")
+        if not figures:
+            lines.append(f"  not measured  {what} {bound}")
+            continue
+        met = all((low is None or v >= low) and (high is None or v <= high) for _, v in figures)
+        shown = ", ".join(f"{name} {v:.1%}" for name, v in figures)
+        lines.append(f"  {'met' if met else 'NOT MET':<12}  {what} {bound}: {shown}")
+    return lines
+
+
+def _measured(key: str, rows: list) -> list[tuple[str, float]]:
+    """``[(name, value)]`` a target's key (``kind[:who]``) refers to, among the measured victims."""
+    import statistics
+
+    kind, _, who = key.partition(":")
+    names = set(who.split(",")) if who and who != "median" else None
+    if kind == "clean":
+        return [(r.victim, r.clean[0]) for r in rows if names is None or r.victim in names]
+    if kind == "pgd" and who == "median":
+        return [(f"median of {len(rows)}", statistics.median(r.pgd[0] for r in rows))]
+    if kind == "pgd":
+        return [(r.victim, r.pgd[0]) for r in rows if names is None or r.victim in names]
+    if kind == "surrogate":
+        return [(r.victim, r.as_surrogate[2][0]) for r in rows if r.as_surrogate and (names is None or r.victim in names)]
+    raise ValueError(f"unknown difficulty target {key!r}")
