@@ -67,11 +67,13 @@ def test_describe_without_records_says_how_to_measure(tmp_path):
     assert "synth_1_pgd.toml" in difficulty_lines(tmp_path)[-1]
 
 
-def test_the_leaderboard_has_a_difficulty_table_with_a_median_row(tmp_path):
-    for r in _records():
+def test_the_leaderboard_has_one_difficulty_table_at_the_benchmark_budget_with_a_median_row(tmp_path):
+    curve = make_record("stgcn", "pgd", eps=0.005, hyper={"eps": 0.005, "steps": 10, "seed": 0})  # a budget curve point
+    for r in [*_records(), _v2(curve)]:
         write_record(r, tmp_path)
     build_leaderboard(tmp_path, formats="md")
     text = (tmp_path / "leaderboard.md").read_text()
+    assert text.count("## Benchmark difficulty") == 1 and "## Benchmark difficulty, synth (SYNTHETIC benchmark): L-inf eps=0.01 m" in text
     table = text[text.index("## Benchmark difficulty"):].split("\n\n")[2]
     lines = table.splitlines()
     assert lines[2].startswith("| ctrgcn | 10 | 100.0%") and lines[3].startswith("| stgcn | 10 | 80.0%")
