@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from test_leaderboard import _transfer, make_record
 
-from robustbench_skel.board.difficulty import victim_difficulty
+from robustbench_skel.board.difficulty import pgd_budget_curves, victim_difficulty
 from robustbench_skel.board.leaderboard import build_leaderboard, records_table
 from robustbench_skel.commands.describe import difficulty_lines
 from robustbench_skel.datasets import synth2
@@ -78,3 +78,21 @@ def test_the_leaderboard_has_one_difficulty_table_at_the_benchmark_budget_with_a
     lines = table.splitlines()
     assert lines[2].startswith("| ctrgcn | 10 | 100.0%") and lines[3].startswith("| stgcn | 10 | 80.0%")
     assert lines[-1].startswith("| median of 2 |  | 90.0% | 48.8% |")
+
+
+def test_budget_curves_use_one_clip_set_per_victim(tmp_path):
+    def pgd(victim, eps, broken, ids="ids-curve"):
+        r = _v2(make_record(victim, "pgd", eps=eps, broken=broken, hyper={"eps": eps, "steps": 10, "seed": 0}))
+        r["dataset"]["sample_ids_sha256"] = ids
+        return r
+
+    records = [pgd("stgcn", 0.005, {1}), pgd("stgcn", 0.01, {1, 2}), pgd("stgcn", 0.02, {1, 2, 3, 4}),
+               pgd("stgcn", 0.01, set(range(10)), ids="ids-all"),  # another clip set: not a point of the curve
+               pgd("ctrgcn", 0.01, {1})]  # one budget: no curve
+    for r in records:
+        write_record(r, tmp_path)
+    curves = pgd_budget_curves(records_table(tmp_path))
+    assert list(curves) == ["stgcn"]
+    assert [(eps, rate[0]) for eps, rate, _ in curves["stgcn"]] == [(0.005, 0.1), (0.01, 0.2), (0.02, 0.4)]
+    assert any("PGD success against the budget, stgcn (10 clips attacked): 0.5 cm 10.0%, 1 cm 20.0%, 2 cm 40.0%" in line
+               for line in difficulty_lines(tmp_path))

@@ -20,7 +20,7 @@ import pandas as pd
 from .model import Cell, Row, Section, budget_label, dataset_label, is_missing
 from .sections import budget_groups
 
-__all__ = ["VictimDifficulty", "victim_difficulty", "difficulty_sections"]
+__all__ = ["VictimDifficulty", "victim_difficulty", "pgd_budget_curves", "difficulty_sections"]
 
 
 @dataclass(frozen=True)
@@ -69,6 +69,25 @@ def victim_difficulty(g: pd.DataFrame) -> list[VictimDifficulty]:
             pgd_record=best["record"], pgd_step=str(best["step"]),
             strongest=strongest, as_surrogate=_fooled_as_surrogate(undefended, victim, best["checkpoint_sha256"])))
     return rows
+
+
+def pgd_budget_curves(df: pd.DataFrame) -> dict[str, list[tuple[float, tuple[float, float, float], int]]]:
+    """``{victim: [(eps, success, clips attacked), ...]}``: PGD (its defaults, undefended, L-inf, untargeted) at
+    every budget recorded on one set of clips, the set with the most budgets, for victims with two budgets or more.
+    One clip set, so the points differ only by the budget."""
+    g = df[(df["defense"] == "none") & ~df["targeted"].astype(bool) & (df["norm"] == "linf")
+           & (df["threat_model"] == "white-box") & (df["attack"] == "pgd") & df["success_rate"].notna()]
+    curves = {}
+    for victim, runs in _default_setting(g).groupby("victim", sort=True):
+        sets = runs.groupby(["checkpoint_sha256", "sample_ids_sha256"], dropna=False)["eps"].nunique()
+        if sets.max() < 2:
+            continue
+        sha, ids = sets.idxmax()
+        chosen = runs[(runs["checkpoint_sha256"] == sha) & (runs["sample_ids_sha256"] == ids)]
+        chosen = chosen.sort_values("created", ascending=False).drop_duplicates("eps").sort_values("eps")
+        curves[victim] = [(float(r["eps"]), _rate(r, "success_rate", "success_ci_low", "success_ci_high"),
+                           int(r["n_attacked"])) for _, r in chosen.iterrows()]
+    return curves
 
 
 def _fooled_as_surrogate(g: pd.DataFrame, victim: str, sha: str) -> tuple | None:

@@ -108,17 +108,21 @@ def class_stills_figure(path: Path, seed: int = 0) -> Path:
 def difficulty_lines(results_dir: str | Path = "results") -> list[str]:
     """The difficulty the records of the current synth version measure at the default budget, one line per
     victim, then each design target (:data:`synth2.DIFFICULTY_TARGETS`) with the figure that meets it or not."""
-    from ..board.difficulty import victim_difficulty
+    from ..board.difficulty import pgd_budget_curves, victim_difficulty
     from ..board.leaderboard import _load
     from ..datasets import synth2
 
     runs = Path(results_dir) / "runs"
     head = f"difficulty of synth {synth2.SYNTH_VERSION} at L-inf {DEFAULT_EPS * 100:g} cm (records in {runs}):"
-    df = _load(results_dir, skip_invalid=True)[0] if runs.is_dir() else None
-    if df is not None and not df.empty:
-        df = df[(df["dataset"] == "synth") & (df["dataset_version"].astype(str) == synth2.SYNTH_VERSION)
-                & (df["norm"] == "linf") & ((df["eps"] - DEFAULT_EPS).abs() < 1e-9)]
-    rows = victim_difficulty(df) if df is not None and not df.empty else []
+    everything = _load(results_dir, skip_invalid=True)[0] if runs.is_dir() else None
+    if everything is not None and not everything.empty:
+        everything = everything[(everything["dataset"] == "synth")
+                                & (everything["dataset_version"].astype(str) == synth2.SYNTH_VERSION)]
+    if everything is None or everything.empty:
+        rows = []
+    else:
+        rows = victim_difficulty(everything[(everything["norm"] == "linf")
+                                            & ((everything["eps"] - DEFAULT_EPS).abs() < 1e-9)])
     if not rows:
         return [head, "  no PGD record yet: `python -m robustbench_skel sweep results/grids/synth_1_pgd.toml` measures it"]
     width = max(len(r.victim) for r in rows)
@@ -129,6 +133,9 @@ def difficulty_lines(results_dir: str | Path = "results") -> list[str]:
         lines.append(f"  {r.victim:<{width}}  {r.clips:>5}  {r.clean[0]:>5.1%}  {r.pgd[0]:>5.1%}   "
                      f"{strongest:<28}  {surrogate}".rstrip())
     lines.append(f"  PGD: {'; '.join(sorted({r.pgd_step for r in rows}))}")
+    for victim, curve in pgd_budget_curves(everything).items():
+        points = ", ".join(f"{eps * 100:g} cm {rate[0]:.1%}" for eps, rate, _ in curve)
+        lines.append(f"  PGD success against the budget, {victim} ({curve[0][2]} clips attacked): {points}")
     lines += ["", "design targets (met / NOT MET / not measured):"]
     for key, what, low, high in synth2.DIFFICULTY_TARGETS:
         figures = _measured(key, rows)
