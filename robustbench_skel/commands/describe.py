@@ -108,6 +108,8 @@ def class_stills_figure(path: Path, seed: int = 0) -> Path:
 def difficulty_lines(results_dir: str | Path = "results") -> list[str]:
     """The difficulty the records of the current synth version measure at the default budget, one line per
     victim, then each design target (:data:`synth2.DIFFICULTY_TARGETS`) with the figure that meets it or not."""
+    import pandas as pd
+
     from ..board.difficulty import pgd_budget_curves, victim_difficulty
     from ..board.leaderboard import _load
     from ..datasets import synth2
@@ -122,7 +124,7 @@ def difficulty_lines(results_dir: str | Path = "results") -> list[str]:
         rows = []
     else:
         rows = victim_difficulty(everything[(everything["norm"] == "linf")
-                                            & ((everything["eps"] - DEFAULT_EPS).abs() < 1e-9)])
+                                            & ((pd.to_numeric(everything["eps"], errors="coerce") - DEFAULT_EPS).abs() < 1e-9)])
     if not rows:
         return [head, "  no PGD record yet: `python -m robustbench_skel sweep results/grids/synth_1_pgd.toml` measures it"]
     width = max(len(r.victim) for r in rows)
