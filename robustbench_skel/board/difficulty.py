@@ -42,6 +42,15 @@ def _rate(r: pd.Series, key: str, low: str, high: str) -> tuple[float, float, fl
             float(r[high]) if not is_missing(r[high]) else math.nan)
 
 
+def _success(r: pd.Series) -> tuple[float, float, float]:
+    return _rate(r, "success_rate", "success_ci_low", "success_ci_high")
+
+
+def _undefended(g: pd.DataFrame) -> pd.DataFrame:
+    """Untargeted records on a victim without a defense: what the difficulty is measured on."""
+    return g[(g["defense"] == "none") & ~g["targeted"].astype(bool)]
+
+
 def _default_setting(g: pd.DataFrame) -> pd.DataFrame:
     """Records of an attack's own defaults: no preset and no option set by the user."""
     return g[(g["protocol"] == "quick") & g["attack_options"].map(is_missing).astype(bool)]
@@ -49,7 +58,7 @@ def _default_setting(g: pd.DataFrame) -> pd.DataFrame:
 
 def victim_difficulty(g: pd.DataFrame) -> list[VictimDifficulty]:
     """The difficulty rows of one dataset x budget group of the records table (see :mod:`.leaderboard`)."""
-    undefended = g[(g["defense"] == "none") & ~g["targeted"].astype(bool)]
+    undefended = _undefended(g)
     white = undefended[undefended["threat_model"] == "white-box"]
     pgd = _default_setting(white[white["attack"] == "pgd"])
     rows = []
@@ -60,12 +69,12 @@ def victim_difficulty(g: pd.DataFrame) -> list[VictimDifficulty]:
         strongest = None
         if not own.empty:
             top = own.sort_values(["success_rate", "n"], ascending=False).iloc[0]
-            strongest = (top["attack"], int(top["n"]), _rate(top, "success_rate", "success_ci_low", "success_ci_high"),
+            strongest = (top["attack"], int(top["n"]), _success(top),
                          top["record"])
         rows.append(VictimDifficulty(
             victim=victim, clips=int(best["n"]),
             clean=_rate(best, "clean_accuracy", "clean_ci_low", "clean_ci_high"),
-            pgd=_rate(best, "success_rate", "success_ci_low", "success_ci_high"),
+            pgd=_success(best),
             pgd_record=best["record"], pgd_step=str(best["step"]),
             strongest=strongest, as_surrogate=_fooled_as_surrogate(undefended, victim, best["checkpoint_sha256"])))
     return rows
@@ -75,8 +84,8 @@ def pgd_budget_curves(df: pd.DataFrame) -> dict[str, list[tuple[float, tuple[flo
     """``{victim: [(eps, success, clips attacked), ...]}``: PGD (its defaults, undefended, L-inf, untargeted) at
     every budget recorded on one set of clips, the set with the most budgets, for victims with two budgets or more.
     One clip set, so the points differ only by the budget."""
-    g = df[(df["defense"] == "none") & ~df["targeted"].astype(bool) & (df["norm"] == "linf")
-           & (df["threat_model"] == "white-box") & (df["attack"] == "pgd") & df["success_rate"].notna()]
+    g = _undefended(df)
+    g = g[(g["norm"] == "linf") & (g["threat_model"] == "white-box") & (g["attack"] == "pgd") & g["success_rate"].notna()]
     curves = {}
     for victim, runs in _default_setting(g).groupby("victim", sort=True):
         sets = runs.groupby(["checkpoint_sha256", "sample_ids_sha256"], dropna=False)["eps"].nunique()
@@ -85,7 +94,7 @@ def pgd_budget_curves(df: pd.DataFrame) -> dict[str, list[tuple[float, tuple[flo
         sha, ids = sets.idxmax()
         chosen = runs[(runs["checkpoint_sha256"] == sha) & (runs["sample_ids_sha256"] == ids)]
         chosen = chosen.sort_values("created", ascending=False).drop_duplicates("eps").sort_values("eps")
-        curves[victim] = [(float(r["eps"]), _rate(r, "success_rate", "success_ci_low", "success_ci_high"),
+        curves[victim] = [(float(r["eps"]), _success(r),
                            int(r["n_attacked"])) for _, r in chosen.iterrows()]
     return curves
 
@@ -99,7 +108,7 @@ def _fooled_as_surrogate(g: pd.DataFrame, victim: str, sha: str) -> tuple | None
     if own.empty:
         return None
     r = own.sort_values(["n", "created"], ascending=False).iloc[0]
-    return (r["attack"], int(r["n_attacked"]), _rate(r, "success_rate", "success_ci_low", "success_ci_high"), r["record"])
+    return (r["attack"], int(r["n_attacked"]), _success(r), r["record"])
 
 
 def _median(values: list[float]) -> float | None:
