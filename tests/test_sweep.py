@@ -129,3 +129,19 @@ def test_ray_missing_is_one_clear_line(tmp_path, monkeypatch, trained_tiny_check
     monkeypatch.setattr(builtins, "__import__", no_ray)
     with pytest.raises(UserError, match=r'pip install -e "\.\[distributed\]"'):
         run_sweep(_grid(tmp_path, trained_tiny_checkpoint, tmp_path / "r"), executor="ray", progress=False)
+
+
+def test_status_lists_recorded_runs_runs_to_do_and_blocked_ones_without_running(tmp_path, trained_tiny_checkpoint, capsys):
+    results = tmp_path / "results"
+    grid_path = _grid(tmp_path, trained_tiny_checkpoint, results)
+    grid_path.write_text(grid_path.read_text() + 'defenses = ["none", "trades"]\n')
+    assert main(["sweep", str(grid_path), "--only", "attacks=fgsm", "--only", "budgets=0.01",
+                 "--only", "defenses=none"]) == 0
+    capsys.readouterr()
+    assert main(["sweep", str(grid_path), "--status"]) == 0
+    out = capsys.readouterr().out
+    assert "8 run(s): 1 recorded, 3 to run, 4 blocked" in out
+    assert "to run   tiny-test-victim pgd eps 0.02" in out
+    assert "blocked  4 run(s)" in out and "no trades weights ship" in out  # one line per cause
+    assert len(list(results.glob("runs/*.json"))) == 1  # nothing ran
+    assert not (results / ".progress").exists() or not any((results / ".progress").iterdir())

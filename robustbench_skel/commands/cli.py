@@ -500,6 +500,8 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--only", action="append", default=[], metavar="AXIS=V1,V2",
                        help="run only the grid's runs with these values on an axis (victims, attacks, budgets, "
                             "surrogates, defenses), settings unchanged; repeat for several axes")
+    sweep.add_argument("--status", action="store_true",
+                       help="run nothing: list each run as recorded, to run, or blocked (and why)")
     _add_results_dir(sweep, default=None, help="where the records go, for every run of the grid (default: the grid's "
                                                "results_dir, else results/)")
 
@@ -712,8 +714,22 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
-    from .sweep import parse_only, run_sweep
+    from .sweep import grid_status, parse_only, run_sweep
 
+    if args.status:
+        statuses = grid_status(args.grid, results_dir=args.results_dir, only=parse_only(args.only))
+        counts = {state: sum(s.state == state for s in statuses) for state in ("recorded", "to run", "blocked")}
+        print(f"{args.grid}: {len(statuses)} run(s): " + ", ".join(f"{n} {state}" for state, n in counts.items()))
+        for status in statuses:
+            if status.state == "to run":
+                print(f"  to run   {status.label}")
+        reasons: dict[str, list[str]] = {}
+        for status in statuses:
+            if status.state == "blocked":
+                reasons.setdefault(status.reason, []).append(status.label)
+        for reason, labels in reasons.items():  # one line per cause: six victims without weights, not 96 lines
+            print(f"  blocked  {len(labels)} run(s), e.g. {labels[0]}: {reason}")
+        return 0
     result = run_sweep(args.grid, executor=args.executor, address=args.address, cpus_per_run=args.cpus_per_run,
                        progress=True, results_dir=args.results_dir, only=parse_only(args.only))
     print(f"{len(result.paths)} run(s) written, {result.skipped} already recorded, {result.seconds:.1f} s")

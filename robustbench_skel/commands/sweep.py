@@ -24,6 +24,9 @@ written by this process, whichever executor ran them.
 ``sweep GRID --only victims=agcn,sgn`` runs the part of a grid on those axis values, with the grid's settings
 unchanged, so its records are the grid's own: the whole grid later skips them. This is how a grid that names
 a victim still without weights is worked through.
+
+``sweep GRID --status`` runs nothing: it lists each run as recorded, to run, or blocked (with the reason, e.g. a
+victim without weights yet), so a session can see what a grid still lacks before it spends hours on it.
 """
 
 from __future__ import annotations
@@ -47,7 +50,8 @@ from ..registry import ATTACKS
 from ..run.run_checks import validate_run_config
 from ..run.runner import RunConfig, run_benchmark
 
-__all__ = ["Grid", "SweepResult", "load_grid", "parse_grid", "pending", "restrict", "run_sweep"]
+__all__ = ["Grid", "RunStatus", "SweepResult", "grid_status", "load_grid", "parse_grid", "pending", "restrict",
+           "run_sweep"]
 
 # grid key -> the RunConfig field each value sets
 AXES = {"victims": "victim", "attacks": "attack", "budgets": "eps", "surrogates": "surrogates", "defenses": "defense"}
@@ -61,6 +65,17 @@ class Grid:
     configs: list[RunConfig]
     plugins: list[str] = field(default_factory=list)
     plugin_paths: list[str] = field(default_factory=list)
+
+
+@dataclass
+class RunStatus:
+    config: RunConfig
+    state: str  # "recorded", "to run" or "blocked"
+    reason: str = ""  # why a blocked run cannot start (the error a sweep would stop on)
+
+    @property
+    def label(self) -> str:
+        return _label(self.config)
 
 
 @dataclass
@@ -287,6 +302,40 @@ def _ray(todo: list[RunConfig], done: Callable[[Path], None], grid: Grid, addres
         done(write_record(outcome["record"], config.results_dir))
 
 
+def _prepared(grid: Grid | str | Path, results_dir: str | None, only: dict[str, list[str]] | None) -> Grid:
+    if not isinstance(grid, Grid):
+        grid = load_grid(grid)
+    if only:
+        grid = restrict(grid, only)
+    if results_dir is not None:
+        grid = Grid([replace(c, results_dir=results_dir) for c in grid.configs], grid.plugins, grid.plugin_paths)
+    return grid
+
+
+def grid_status(grid: Grid | str | Path, results_dir: str | None = None,
+                only: dict[str, list[str]] | None = None) -> list[RunStatus]:
+    """Where each run of ``grid`` stands, without running or writing anything (``sweep --status``).
+
+    A run is *recorded* when its results folder holds a record of its configuration, *blocked* when the checks a
+    sweep makes before its first run refuse it (the reason is the error the sweep would stop on), else *to run*.
+    """
+    grid = _prepared(grid, results_dir, only)
+    _import_plugins(grid.plugins, grid.plugin_paths)
+    left = {id(c) for c in pending(grid.configs)}
+    statuses = []
+    for config in grid.configs:
+        if id(config) not in left:
+            statuses.append(RunStatus(config, "recorded"))
+            continue
+        try:
+            validate_run_config(config, write=False, allow_self_surrogate=True)
+        except UserError as exc:
+            statuses.append(RunStatus(config, "blocked", str(exc)))
+            continue
+        statuses.append(RunStatus(config, "to run"))
+    return statuses
+
+
 def run_sweep(grid: Grid | str | Path, executor: str = "local", address: str | None = None, cpus_per_run: int = 1,
               progress: bool = True, results_dir: str | None = None,
               only: dict[str, list[str]] | None = None) -> SweepResult:
@@ -294,12 +343,7 @@ def run_sweep(grid: Grid | str | Path, executor: str = "local", address: str | N
 
     ``results_dir`` (``sweep --results-dir``) overrides the grid's ``results_dir`` for every run; ``only``
     (``sweep --only``) keeps the runs with those axis values (see :func:`restrict`)."""
-    if not isinstance(grid, Grid):
-        grid = load_grid(grid)
-    if only:
-        grid = restrict(grid, only)
-    if results_dir is not None:
-        grid = Grid([replace(c, results_dir=results_dir) for c in grid.configs], grid.plugins, grid.plugin_paths)
+    grid = _prepared(grid, results_dir, only)
     if executor not in ("local", "ray"):
         raise UserError(f"--executor must be local or ray, got {executor!r}")
     if address and executor != "ray":
