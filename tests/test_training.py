@@ -114,3 +114,57 @@ def test_the_shipped_cards_recipes_name_known_fields():
         card = model_card(name)
         for dataset, recipe in card.get("train_recipes", {}).items():
             assert set(recipe) <= set(training.DEFAULT_RECIPE), (name, dataset, recipe)
+
+
+def test_the_recipe_picks_the_optimiser_and_adamw_trains(tmp_path, monkeypatch):
+    card = {"train_recipe": {"optimizer": "adamw", "lr": 1e-3, "weight_decay": 0.1, "grad_clip": 1.0,
+                             "label_smoothing": 0.1}}
+    monkeypatch.setattr(training, "model_card", lambda name: card)
+    config = TrainConfig(victim="stgcn").resolved()
+    assert (config.optimizer, config.grad_clip, config.label_smoothing) == ("adamw", 1.0, 0.1)
+    weights = [torch.nn.Parameter(torch.ones(3))]
+    optimizer = training.make_optimizer(config, weights)
+    assert isinstance(optimizer, torch.optim.AdamW) and optimizer.defaults["weight_decay"] == 0.1
+    sgd = training.make_optimizer(TrainConfig(victim="stgcn", optimizer="sgd").resolved(), weights)
+    assert isinstance(sgd, torch.optim.SGD) and sgd.defaults["nesterov"]
+
+
+def test_adamw_clipping_and_smoothing_train_the_tiny_victim_and_resume_exactly(tmp_path, monkeypatch):
+    extra = dict(optimizer="adamw", lr=1e-2, weight_decay=0.1, grad_clip=0.5, label_smoothing=0.1)
+    straight = train_victim(_config(tmp_path / "straight.pt", epochs=2, **extra), progress=False)
+    plain = train_victim(_config(tmp_path / "plain.pt", epochs=2), progress=False)
+    assert straight.sha256 != plain.sha256  # the settings reach the loop
+    out = tmp_path / "resumed.pt"
+    with monkeypatch.context() as mp:
+        _interrupt_after_epochs(mp, 1)
+        with pytest.raises(KeyboardInterrupt):
+            train_victim(_config(out, epochs=2, **extra), progress=False)
+    with pytest.raises(training.UserError, match="optimizer 'adamw' vs 'sgd'"):
+        train_victim(_config(out, epochs=2, **{**extra, "optimizer": "sgd"}), progress=False)
+    assert train_victim(_config(out, epochs=2, **extra), progress=False).sha256 == straight.sha256
+
+
+def test_label_smoothing_and_clipping_do_what_they_say():
+    model = torch.nn.Linear(4, 3)
+    x, y = torch.randn(8, 4), torch.randint(0, 3, (8,))
+    _, plain, _ = training.training_loss(model, None, x, y)
+    _, smooth, _ = training.training_loss(model, None, x, y, label_smoothing=0.2)
+    logp = model(x).log_softmax(1)
+    expected = -(0.8 * logp.gather(1, y[:, None]).squeeze(1) + 0.2 * logp.mean(1)).mean()
+    assert torch.allclose(smooth, expected, atol=1e-6) and not torch.allclose(smooth, plain)
+
+
+def test_a_resume_state_written_before_the_optimiser_setting_still_resumes(tmp_path, monkeypatch):
+    out = tmp_path / "w.pt"
+    with monkeypatch.context() as mp:
+        _interrupt_after_epochs(mp, 1)
+        with pytest.raises(KeyboardInterrupt):
+            train_victim(_config(out, epochs=2), progress=False)
+    state = torch.load(resume_path(out), weights_only=True)
+    for key in ("optimizer", "grad_clip", "label_smoothing"):
+        del state["recipe"][key]  # as an older version wrote it
+    torch.save(state, resume_path(out))
+    reference = train_victim(_config(tmp_path / "ref.pt", epochs=2), progress=False)
+    assert train_victim(_config(out, epochs=2), progress=False).sha256 == reference.sha256
+    with pytest.raises(training.UserError, match="not one of sgd, adamw"):
+        train_victim(_config(tmp_path / "x.pt", optimizer="adam"), progress=False)

@@ -427,6 +427,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--epochs", type=_positive_int, default=None, help="default: the victim's recipe (20)")
     train.add_argument("--batch-size", type=_positive_int, default=None, help="default: the victim's recipe (32)")
     train.add_argument("--lr", type=_positive_float, default=None, help="peak learning rate (default: the victim's recipe)")
+    train.add_argument("--optimizer", choices=("sgd", "adamw"), default=None,
+                       help="sgd (Nesterov) or adamw (default: the victim's recipe, sgd unless its official code uses AdamW)")
     train.add_argument("--out", default=None, help="output .pt (default: the user cache)")
     train.add_argument("--half", action="store_true", help="store float16 weights (half the size; a tensor beyond float16 range stays float32)")
     train.add_argument("--resume", action="store_true",
@@ -575,12 +577,13 @@ def _cmd_train(args: argparse.Namespace) -> int:
     config = TrainConfig(
         victim=args.victim, dataset=args.dataset or ("npz" if args.data_path else "synth"), data_path=args.data_path,
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed, device=args.device,
-        out=args.out, half=args.half, bf16=args.bf16, resume=args.resume,
+        out=args.out, half=args.half, bf16=args.bf16, resume=args.resume, optimizer=args.optimizer,
     )
     result = train_victim(config)
     print(f"train accuracy (last epoch) {100 * result.train_accuracy:.1f}%, clean test accuracy {100 * result.test_accuracy:.1f}%")
     c = result.config
-    print(f"recipe: {c.epochs} epochs, batch {c.batch_size}, lr {c.lr}, weight decay {c.weight_decay}, bf16 {c.bf16}, seed {c.seed}")
+    print(f"recipe: {c.epochs} epochs, batch {c.batch_size}, lr {c.lr}, weight decay {c.weight_decay}, bf16 {c.bf16}, seed {c.seed}, "
+          f"optimizer {c.optimizer}, grad clip {c.grad_clip}, label smoothing {c.label_smoothing}")
     print(f"{result.seconds:.0f} s; sha256 {result.sha256}")
     print(result.path)
     return 0

@@ -1,6 +1,8 @@
 """Training a victim from scratch on a dataset's train split (the shipped ``synth`` weights come from here).
 
-Plain supervised training: SGD with Nesterov momentum, cosine learning-rate decay, cross-entropy.
+Plain supervised training: SGD with Nesterov momentum (or AdamW where the victim's official recipe uses it, as
+SkateFormer's does), a one-cycle schedule (10% warm-up, cosine decay), cross-entropy (label-smoothed where the
+official recipe smooths), optional gradient-norm clipping.
 The final epoch's weights are saved (the test split is only reported, never used to pick weights).
 A victim whose method trains with extra, training-only heads (``Victim.auxiliary_heads``, e.g. FR-Head's
 feature refinement) gets their losses added to the cross-entropy and their parameters optimised; the
@@ -30,12 +32,15 @@ from ..device import resolve_device
 from ..progress_meter import progress as show_progress
 from ..victim import AuxiliaryHeads, Victim, create_victim, model_card, predict
 
-__all__ = ["TrainConfig", "TrainResult", "resume_path", "train_victim", "training_loss", "check_output", "check_data_names"]
+__all__ = ["TrainConfig", "TrainResult", "make_optimizer", "resume_path", "train_victim", "training_loss", "check_output",
+           "check_data_names"]
 
 
 # The recipe of the shipped synth weights unless a victim's card names its own ("train_recipe"), and a
 # dataset's own where the card has one ("train_recipes": {"ntu60-xsub": {...}}: other data may need more epochs).
-DEFAULT_RECIPE = {"epochs": 20, "batch_size": 32, "lr": 0.05, "weight_decay": 5e-4, "bf16": True}
+DEFAULT_RECIPE = {"epochs": 20, "batch_size": 32, "lr": 0.05, "weight_decay": 5e-4, "bf16": True,
+                  "optimizer": "sgd", "grad_clip": 0.0, "label_smoothing": 0.0}
+OPTIMIZERS = ("sgd", "adamw")
 
 
 @dataclass
@@ -56,6 +61,9 @@ class TrainConfig:
     half: bool = False
     bf16: bool | None = None
     resume: bool = False
+    optimizer: str | None = None  # "sgd" (Nesterov) or "adamw"
+    grad_clip: float | None = None  # max gradient norm; 0 = no clipping
+    label_smoothing: float | None = None
 
     def resolved(self) -> "TrainConfig":
         card = model_card(self.victim)
@@ -75,7 +83,8 @@ class TrainResult:
 
 
 # What must match for a resume state to continue this run (the rest, e.g. the device, may change).
-_RESUME_KEYS = ("victim", "dataset", "data_path", "epochs", "batch_size", "lr", "weight_decay", "seed", "bf16")
+_RESUME_KEYS = ("victim", "dataset", "data_path", "epochs", "batch_size", "lr", "weight_decay", "seed", "bf16",
+                "optimizer", "grad_clip", "label_smoothing")
 _RESUME_FORMAT = 1
 
 
@@ -101,7 +110,7 @@ def load_resume_state(path: Path, recipe: dict, kind: str | None = None) -> dict
         raise UserError(f"cannot read the resume state {path} ({type(exc).__name__}); delete it to start afresh") from None
     if not isinstance(state, dict) or state.get("format") != _RESUME_FORMAT or state.get("kind") != kind:
         raise UserError(f"{path} is not a {kind + ' ' if kind else ''}resume state of this version; delete it to start afresh")
-    saved = state["recipe"]
+    saved = {**{k: v for k, v in DEFAULT_RECIPE.items() if k in recipe}, **state["recipe"]}  # older states lack newer keys
     differ = [f"{k} {saved.get(k)!r} vs {v!r}" for k, v in recipe.items() if saved.get(k) != v]
     if differ:
         raise UserError(f"{path} belongs to a different run ({'; '.join(differ)}); "
@@ -155,14 +164,14 @@ def check_data_names(victim: str, dataset: str, data_path: str | None) -> None:
 
 
 def training_loss(
-    model: Victim, heads: AuxiliaryHeads | None, x: torch.Tensor, y: torch.Tensor
+    model: Victim, heads: AuxiliaryHeads | None, x: torch.Tensor, y: torch.Tensor, label_smoothing: float = 0.0
 ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
     """One training pass: logits, the loss to minimise (cross-entropy plus the heads' losses) and those losses."""
     if heads is None:
         logits, extra = model(x), {}
     else:
         logits, extra = heads(model, x, y)
-    loss = F.cross_entropy(logits.float(), y)
+    loss = F.cross_entropy(logits.float(), y, label_smoothing=label_smoothing)
     for value in extra.values():
         loss = loss + value.float()
     return logits, loss, extra
@@ -186,11 +195,23 @@ def _restore_heads(heads: AuxiliaryHeads | None, saved: dict | None, path: Path)
         heads.get_buffer(name).copy_(value)
 
 
+def make_optimizer(config: TrainConfig, parameters: list[torch.nn.Parameter]) -> torch.optim.Optimizer:
+    """The recipe's optimiser: SGD with Nesterov momentum 0.9, or AdamW (decoupled weight decay on every parameter;
+    SkateFormer's official recipe: AdamW, weight decay 0.1)."""
+    if config.optimizer == "adamw":
+        return torch.optim.AdamW(parameters, lr=config.lr, weight_decay=config.weight_decay)
+    return torch.optim.SGD(parameters, lr=config.lr, momentum=0.9, nesterov=True, weight_decay=config.weight_decay)
+
+
 def train_victim(config: TrainConfig, progress: bool = True) -> TrainResult:
     check_data_names(config.victim, config.dataset, config.data_path)
     config = config.resolved()
     if config.epochs < 1 or config.batch_size < 1 or not config.lr > 0:
         raise UserError("--epochs and --batch-size must be at least 1 and --lr positive")
+    if config.optimizer not in OPTIMIZERS:
+        raise UserError(f"optimizer {config.optimizer!r} is not one of {', '.join(OPTIMIZERS)} (--optimizer, or the card's recipe)")
+    if config.grad_clip < 0 or not 0 <= config.label_smoothing < 1:
+        raise UserError("the recipe's grad_clip must be >= 0 (0: off) and its label_smoothing in [0, 1)")
     device = resolve_device(config.device)
     check_output(Path(config.out) if config.out else default_output(config.victim, config.dataset))
     torch.manual_seed(config.seed)
@@ -205,9 +226,7 @@ def train_victim(config: TrainConfig, progress: bool = True) -> TrainResult:
         parameters += list(heads.parameters())
     x_train, y_train = train.tensors()
     x_test, y_test = test.tensors()
-    optimizer = torch.optim.SGD(
-        parameters, lr=config.lr, momentum=0.9, nesterov=True, weight_decay=config.weight_decay
-    )
+    optimizer = make_optimizer(config, parameters)
     steps_per_epoch = int(np.ceil(len(train) / config.batch_size))
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
         optimizer, max_lr=config.lr, total_steps=config.epochs * steps_per_epoch, pct_start=0.1, anneal_strategy="cos"
@@ -241,9 +260,11 @@ def train_victim(config: TrainConfig, progress: bool = True) -> TrainResult:
             batch = torch.from_numpy(order[start : start + config.batch_size])
             x, y = x_train[batch].to(device), y_train[batch].to(device)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bool(config.bf16)):
-                logits, loss, extra = training_loss(model, heads, x, y)
+                logits, loss, extra = training_loss(model, heads, x, y, config.label_smoothing)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            if config.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(parameters, config.grad_clip)
             optimizer.step()
             scheduler.step()
             correct += int((logits.argmax(1) == y).sum())
