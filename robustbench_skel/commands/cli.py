@@ -717,21 +717,11 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
-    from .sweep import grid_status, parse_only, run_sweep
+    from .sweep import grid_status, parse_only, run_sweep, status_lines
 
     if args.status:
-        statuses = grid_status(args.grid, results_dir=args.results_dir, only=parse_only(args.only))
-        counts = {state: sum(s.state == state for s in statuses) for state in ("recorded", "to run", "blocked")}
-        print(f"{args.grid}: {len(statuses)} run(s): " + ", ".join(f"{n} {state}" for state, n in counts.items()))
-        for status in statuses:
-            if status.state == "to run":
-                print(f"  to run   {status.label}")
-        reasons: dict[str, list[str]] = {}
-        for status in statuses:
-            if status.state == "blocked":
-                reasons.setdefault(status.reason, []).append(status.label)
-        for reason, labels in reasons.items():  # one line per cause: six victims without weights, not 96 lines
-            print(f"  blocked  {len(labels)} run(s), e.g. {labels[0]}: {reason}")
+        print("\n".join(status_lines(args.grid, grid_status(args.grid, results_dir=args.results_dir,
+                                                              only=parse_only(args.only)))))
         return 0
     result = run_sweep(args.grid, executor=args.executor, address=args.address, cpus_per_run=args.cpus_per_run,
                        progress=True, results_dir=args.results_dir, only=parse_only(args.only))

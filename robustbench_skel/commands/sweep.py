@@ -51,7 +51,7 @@ from ..run.run_checks import validate_run_config
 from ..run.runner import RunConfig, run_benchmark
 
 __all__ = ["Grid", "RunStatus", "SweepResult", "grid_status", "load_grid", "parse_grid", "pending", "restrict",
-           "run_sweep"]
+           "run_sweep", "status_lines"]
 
 # grid key -> the RunConfig field each value sets
 AXES = {"victims": "victim", "attacks": "attack", "budgets": "eps", "surrogates": "surrogates", "defenses": "defense"}
@@ -334,6 +334,19 @@ def grid_status(grid: Grid | str | Path, results_dir: str | None = None,
             continue
         statuses.append(RunStatus(config, "to run"))
     return statuses
+
+
+def status_lines(name: str | Path, statuses: list[RunStatus]) -> list[str]:
+    """``sweep --status``'s report: the counts, each run still to do, and each cause of blocked runs once."""
+    counts = {state: sum(s.state == state for s in statuses) for state in ("recorded", "to run", "blocked")}
+    lines = [f"{name}: {len(statuses)} run(s): " + ", ".join(f"{n} {state}" for state, n in counts.items())]
+    lines += [f"  to run   {s.label}" for s in statuses if s.state == "to run"]
+    causes: dict[str, list[str]] = {}
+    for s in statuses:
+        if s.state == "blocked":
+            causes.setdefault(s.reason, []).append(s.label)
+    lines += [f"  blocked  {len(labels)} run(s), e.g. {labels[0]}: {reason}" for reason, labels in causes.items()]
+    return lines
 
 
 def run_sweep(grid: Grid | str | Path, executor: str = "local", address: str | None = None, cpus_per_run: int = 1,
