@@ -28,15 +28,20 @@ def _interrupt_after_epochs(monkeypatch, epochs: int) -> None:
     monkeypatch.setattr(training, "save_torch_atomic", save)
 
 
+def _train_until_interrupted(monkeypatch, config: TrainConfig, epochs_done: int) -> None:
+    """Start ``config`` and kill it once the resume state of ``epochs_done`` epochs is written."""
+    with monkeypatch.context() as mp:
+        _interrupt_after_epochs(mp, epochs_done)
+        with pytest.raises(KeyboardInterrupt):
+            train_victim(config, progress=False)
+
+
 def test_resumed_run_equals_uninterrupted_run(tmp_path, monkeypatch):
     straight = train_victim(_config(tmp_path / "straight.pt"), progress=False)
     assert not resume_path(straight.path).exists(), "a finished run leaves no resume state behind"
 
     out = tmp_path / "resumed.pt"
-    with monkeypatch.context() as mp:
-        _interrupt_after_epochs(mp, 1)
-        with pytest.raises(KeyboardInterrupt):
-            train_victim(_config(out), progress=False)
+    _train_until_interrupted(monkeypatch, _config(out), epochs_done=1)
     assert not out.exists() and resume_path(out).is_file()
     assert torch.load(resume_path(out), weights_only=True)["epoch"] == 1
 
@@ -51,10 +56,7 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path, monkeypatch):
 
 def test_without_resume_a_stale_state_is_ignored(tmp_path, monkeypatch):
     out = tmp_path / "w.pt"
-    with monkeypatch.context() as mp:
-        _interrupt_after_epochs(mp, 1)
-        with pytest.raises(KeyboardInterrupt):
-            train_victim(_config(out, epochs=2), progress=False)
+    _train_until_interrupted(monkeypatch, _config(out, epochs=2), epochs_done=1)
     fresh = train_victim(_config(out, epochs=2, resume=False), progress=False)
     reference = train_victim(_config(tmp_path / "ref.pt", epochs=2, resume=False), progress=False)
     assert fresh.sha256 == reference.sha256
@@ -62,10 +64,7 @@ def test_without_resume_a_stale_state_is_ignored(tmp_path, monkeypatch):
 
 def test_resume_with_other_settings_is_refused_in_one_line(tmp_path, monkeypatch, capsys):
     out = tmp_path / "w.pt"
-    with monkeypatch.context() as mp:
-        _interrupt_after_epochs(mp, 1)
-        with pytest.raises(KeyboardInterrupt):
-            train_victim(_config(out), progress=False)
+    _train_until_interrupted(monkeypatch, _config(out), epochs_done=1)
     code = main(["train", "--victim", "tiny-test-victim", "--epochs", "4", "--lr", "0.05", "--no-bf16",
                  "--device", "cpu", "--out", str(out), "--resume"])
     err = capsys.readouterr().err.strip()
@@ -135,10 +134,7 @@ def test_adamw_clipping_and_smoothing_train_the_tiny_victim_and_resume_exactly(t
     plain = train_victim(_config(tmp_path / "plain.pt", epochs=2), progress=False)
     assert straight.sha256 != plain.sha256  # the settings reach the loop
     out = tmp_path / "resumed.pt"
-    with monkeypatch.context() as mp:
-        _interrupt_after_epochs(mp, 1)
-        with pytest.raises(KeyboardInterrupt):
-            train_victim(_config(out, epochs=2, **extra), progress=False)
+    _train_until_interrupted(monkeypatch, _config(out, epochs=2, **extra), epochs_done=1)
     with pytest.raises(training.UserError, match="optimizer 'adamw' vs 'sgd'"):
         train_victim(_config(out, epochs=2, **{**extra, "optimizer": "sgd"}), progress=False)
     assert train_victim(_config(out, epochs=2, **extra), progress=False).sha256 == straight.sha256
@@ -156,10 +152,7 @@ def test_label_smoothing_and_clipping_do_what_they_say():
 
 def test_a_resume_state_written_before_the_optimiser_setting_still_resumes(tmp_path, monkeypatch):
     out = tmp_path / "w.pt"
-    with monkeypatch.context() as mp:
-        _interrupt_after_epochs(mp, 1)
-        with pytest.raises(KeyboardInterrupt):
-            train_victim(_config(out, epochs=2), progress=False)
+    _train_until_interrupted(monkeypatch, _config(out, epochs=2), epochs_done=1)
     state = torch.load(resume_path(out), weights_only=True)
     for key in ("optimizer", "grad_clip", "label_smoothing"):
         del state["recipe"][key]  # as an older version wrote it

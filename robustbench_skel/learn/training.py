@@ -97,10 +97,11 @@ def _recipe_of(config: TrainConfig) -> dict:
     return {k: getattr(config, k) for k in _RESUME_KEYS}
 
 
-def load_resume_state(path: Path, recipe: dict, kind: str | None = None) -> dict | None:
+def load_resume_state(path: Path, recipe: dict, kind: str | None = None, defaults: dict | None = None) -> dict | None:
     """The resume state at ``path`` if it continues a run of ``recipe`` (and ``kind``), ``None`` if absent.
 
-    A state of another format, kind or recipe is refused with one line rather than silently mixed in.
+    A state of another format, kind or recipe is refused with one line rather than silently mixed in. ``defaults``:
+    the values of recipe keys added after a state was written (an older state lacks them and ran with these).
     """
     if not path.is_file():
         return None
@@ -110,7 +111,7 @@ def load_resume_state(path: Path, recipe: dict, kind: str | None = None) -> dict
         raise UserError(f"cannot read the resume state {path} ({type(exc).__name__}); delete it to start afresh") from None
     if not isinstance(state, dict) or state.get("format") != _RESUME_FORMAT or state.get("kind") != kind:
         raise UserError(f"{path} is not a {kind + ' ' if kind else ''}resume state of this version; delete it to start afresh")
-    saved = {**{k: v for k, v in DEFAULT_RECIPE.items() if k in recipe}, **state["recipe"]}  # older states lack newer keys
+    saved = {**(defaults or {}), **state["recipe"]}
     differ = [f"{k} {saved.get(k)!r} vs {v!r}" for k, v in recipe.items() if saved.get(k) != v]
     if differ:
         raise UserError(f"{path} belongs to a different run ({'; '.join(differ)}); "
@@ -119,7 +120,7 @@ def load_resume_state(path: Path, recipe: dict, kind: str | None = None) -> dict
 
 
 def _load_resume_state(path: Path, config: TrainConfig) -> dict | None:
-    return load_resume_state(path, _recipe_of(config))
+    return load_resume_state(path, _recipe_of(config), defaults=DEFAULT_RECIPE)
 
 
 def default_output(victim: str, dataset: str) -> Path:
