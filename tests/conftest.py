@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import random
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,11 @@ MANIFESTS = Path(__file__).parent / "manifests"
 settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
 settings.register_profile("dev", print_blob=True)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "dev"))
+
+# The suite runs in parallel (pytest-xdist, one worker per core): a worker that also spread torch's intra-op
+# threads over every core would oversubscribe the machine and slow the other workers down.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    torch.set_num_threads(1)
 
 
 @VICTIMS.register("tiny-test-victim")
@@ -91,6 +97,15 @@ def tiny_victim() -> TinyVictim:
 @pytest.fixture
 def clips() -> torch.Tensor:
     return make_clips()
+
+
+@pytest.fixture(autouse=True)
+def _seeded_global_rngs() -> None:
+    """Every test starts from the same global random state, whichever worker runs it and whatever ran before:
+    the parallel suite hands tests to workers in no fixed order, so no test may depend on its neighbours."""
+    random.seed(0)
+    np.random.seed(0)
+    torch.manual_seed(0)
 
 
 @pytest.fixture(autouse=True)
