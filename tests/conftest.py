@@ -110,7 +110,7 @@ def _seeded_global_rngs() -> None:
 
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory, monkeypatch):
-    """Keep the synth cache of the test session out of the user's home, shared across tests."""
+    """Keep the synth cache of the test session out of the user's home, shared across the tests of one worker."""
     monkeypatch.setenv("ROBUSTBENCH_SKEL_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
 
 
