@@ -222,7 +222,7 @@ class APGD(Attack):
         iterations = torch.zeros(n, dtype=torch.long, device=x.device)
         ever = torch.zeros(n, dtype=torch.bool, device=x.device)
         active = torch.arange(n, device=x.device)
-        delta = project(autoattack_start(x, mask, self.norm, self.eps, generator), mask, self.norm, self.eps)
+        delta = project(autoattack_start(x, mask, self.norm, self.start_eps(), generator), mask, self.norm, self.eps)
 
         x_cur = x + delta
         logits, loss, grad = self._evaluate(model, x_cur, labels, targets, need_grad=True)

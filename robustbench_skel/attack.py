@@ -85,12 +85,14 @@ def no_loss(logits: torch.Tensor, _: torch.Tensor) -> torch.Tensor:
 
 
 def copy_run_settings(source: "Attack", target: "Attack") -> "Attack":
-    """Give ``target`` the settings the runner put on ``source`` (early stop, EOT draws), and return it.
+    """Give ``target`` the settings the runner put on ``source`` (early stop, EOT draws, the radius of a
+    random start), and return it.
 
     They are not constructor arguments, so a copy built from :meth:`Attack.hyperparameters` (a sanity
     re-run, a cascade's component) would otherwise silently fall back to the defaults.
     """
     target.early_stop, target.eot_samples = source.early_stop, source.eot_samples
+    target.start_radius = source.start_radius
     return target
 
 
@@ -145,6 +147,9 @@ class Attack:
         # each loss gradient averages (EOT, Athalye et al. 2018).
         self.early_stop = "adversarial"
         self.eot_samples = 1
+        # Where an attack with a random start draws it: within this radius (budget units) when set and
+        # smaller than the budget, else within the budget. Only the unbounded sanity re-run sets it.
+        self.start_radius: float | None = None
 
     # --- what plugins implement -------------------------------------------------------------
     def run(
@@ -223,6 +228,10 @@ class Attack:
         margin = margin_loss(logits, labels) if targets is None else -margin_loss(logits, targets)
         return fooled & (margin >= kappa)
 
+    def start_eps(self) -> float:
+        """The radius of a random start: ``start_radius`` where it is set and smaller, else the budget."""
+        return self.eps if self.start_radius is None else min(self.eps, self.start_radius)
+
     # --- the contract ------------------------------------------------------------------------
     def hyperparameters(self) -> dict[str, Any]:
         """Every constructor argument with its value, for the run record."""
@@ -242,6 +251,8 @@ class Attack:
             described["early_stop"] = self.early_stop
         if self.eot_samples != 1:
             described["eot_samples"] = self.eot_samples
+        if self.start_radius is not None:
+            described["start_radius"] = self.start_radius
         return described
 
     def __repr__(self) -> str:
@@ -333,7 +344,7 @@ class IterativeGradientAttack(Attack):
 
     def init_delta(self, x: torch.Tensor, mask: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         if self.random_start:
-            return random_in_ball(x, mask, self.norm, self.eps, generator)
+            return random_in_ball(x, mask, self.norm, self.start_eps(), generator)
         return torch.zeros_like(x)
 
     def step(self, direction: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -123,8 +123,47 @@ def test_sanity_re_runs_resume_from_their_saved_batches(tiny_victim, tmp_path):
 
     first_model, again_model = _Counting(tiny_victim), _Counting(tiny_victim)
     first = checks(first_model)
-    assert {p.parent.name for p in (tmp_path / "run").glob("*/batch-*.pt")} == {
+    assert {p.parent.name.rsplit("-", 1)[0] for p in (tmp_path / "run").glob("*/batch-*.pt")} == {
         "sanity-unbounded", "sanity-monotone_in_budget", "sanity-stronger_than_fgsm", "sanity-converged"}
     again = checks(again_model)
     assert first_model.clips > 0 and again_model.clips == 0  # every re-run taken back, none attacked again
     assert again == first
+
+
+class _Recording(torch.nn.Module):
+    """The wrapped model, keeping every batch it is run on."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model, self.inputs = model, []
+
+    def forward(self, x):
+        self.inputs.append(x.detach().clone())
+        return self.model(x)
+
+
+def test_the_unbounded_re_run_draws_its_random_start_within_the_main_budget(tiny_victim):
+    """A start drawn in the 1 m box is noise, not a clip: the search near the clip is what the check tests."""
+    x, y = _setup(tiny_victim)
+    attack = ATTACKS.get("pgd")(eps=0.05, steps=10)
+    recording = _Recording(tiny_victim)
+    checks = run_sanity_checks(attack, recording, x, y, None, torch.zeros(len(y), dtype=torch.bool), batch_size=len(y),
+                               device=torch.device("cpu"), seed=0)["checks"]
+    first = recording.inputs[0]  # the unbounded re-run runs first; its first forward pass is at its random start
+    start = (first - x).abs().amax()
+    assert 0.04 < start <= 0.05 + 1e-6  # a random start, inside the main run's 5 cm, not the unbounded 1 m
+    assert checks["unbounded"]["start_radius"] == 0.05 and checks["unbounded"]["eps"] == attack.unbounded_eps
+    assert attack.start_radius is None  # the main run's own attack is untouched
+
+
+def test_start_radius_caps_the_random_start_and_travels_with_the_run_settings():
+    pgd = ATTACKS.get("pgd")(eps=1.0, steps=5)
+    pgd.start_radius = 0.01
+    copy = variant(pgd, steps=10)
+    assert copy.start_radius == 0.01 and copy.start_eps() == 0.01 and copy.describe()["start_radius"] == 0.01
+    x = make_clips(n=2, t=6, seed=1)
+    mask = torch.ones_like(x)
+    delta = copy.init_delta(x, mask, torch.Generator().manual_seed(0))
+    assert 0 < delta.abs().amax() <= 0.01
+    pgd.start_radius = 5.0  # larger than the budget: the budget bounds the start
+    assert pgd.start_eps() == 1.0
