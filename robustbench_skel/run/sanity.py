@@ -146,7 +146,7 @@ def run_sanity_checks(
     checks["unbounded"] = {
         "passed": unbounded >= UNBOUNDED_SUCCESS, "success": unbounded, "eps": attack.unbounded_eps,
         "start_radius": attack.eps,
-        "expect": f"success >= {UNBOUNDED_SUCCESS:.0%} with an effectively unlimited budget (a random start within "
+        "expect": f"success >= {UNBOUNDED_SUCCESS:.0%} with an effectively unlimited budget (any random start drawn within "
                   "the main run's budget)",
     }
     doubled_budget = run(variant(attack, eps=2 * attack.eps, **_step_for(attack, 2 * attack.eps)), "monotone_in_budget")
