@@ -27,7 +27,7 @@ import torch
 from ..atomic import write_atomic
 from .config import RunConfig
 
-__all__ = ["OUTPUT_ONLY_FIELDS", "config_identity", "progress_key", "BatchCheckpoint", "generator_states",
+__all__ = ["OUTPUT_ONLY_FIELDS", "config_identity", "settings_digest", "progress_key", "BatchCheckpoint", "generator_states",
            "restore_generators", "module_random_states"]
 
 # RunConfig fields that change where and how a result is written, never the result itself.
@@ -48,11 +48,16 @@ def config_identity(config: Any) -> dict[str, Any]:
     return json.loads(json.dumps({k: values[k] for k in names}, sort_keys=True, default=str))
 
 
+def settings_digest(settings: Any) -> str:
+    """sha256 (hex) of a JSON-able description of settings, the same whatever the order of its keys."""
+    return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()
+
+
 def progress_key(config: Any, batch_size: int, checkpoint_sha256: str | None, sample_ids_sha256: str) -> str:
     """sha256 of what determines the crafted clips of a run (see the module docstring)."""
     spec = {"config": config_identity(config), "batch_size": int(batch_size), "victim_sha256": checkpoint_sha256,
             "sample_ids_sha256": sample_ids_sha256, "format": _FORMAT}
-    return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()
+    return settings_digest(spec)
 
 
 class BatchCheckpoint:

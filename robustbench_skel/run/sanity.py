@@ -27,8 +27,6 @@ taken from the attack.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Callable
 from typing import Any
 
@@ -40,7 +38,7 @@ from ..victim import predict
 from ..metrics import wilson_interval
 from ..progress_meter import progress_enabled
 from .crafting import attack_rows
-from .progress import BatchCheckpoint
+from .progress import BatchCheckpoint, settings_digest
 from ..registry import ATTACKS
 
 __all__ = ["SANITY_CHECKS", "run_sanity_checks", "re_run_success", "variant", "converged", "doubled_iterations", "MORE_ITERATIONS"]
@@ -178,8 +176,7 @@ def run_sanity_checks(
 def _progress_folder(check: str, attack: Attack) -> str:
     """The folder of a re-run's saved batches: the check and a hash of the re-run's settings, so that a run
     resumed after the checks changed (a new start radius, say) re-runs them rather than mixing two kinds."""
-    settings = json.dumps(attack.describe(), sort_keys=True, default=str)
-    return f"sanity-{check}-{hashlib.sha256(settings.encode()).hexdigest()[:12]}"
+    return f"sanity-{check}-{settings_digest(attack.describe())[:12]}"
 
 
 def _unbounded_settings(attack: Attack) -> dict[str, Any]:
